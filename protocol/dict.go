@@ -1,0 +1,119 @@
+package protocol
+
+import (
+	"crypto/md5"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strconv"
+)
+
+// Dictionary maps routes to the 2-byte codes Pomelo sends instead of route
+// strings. It is immutable once built and safe for concurrent use; a nil
+// *Dictionary is an empty one.
+type Dictionary struct {
+	codes   map[string]uint16
+	routes  []string // routes[code-1]
+	version string
+}
+
+// NewDictionary assigns codes 1..n to routes in the given order. Pomelo gives
+// handler routes codes in sorted order, then appends the routes of
+// dictionary.json; callers choose the order.
+func NewDictionary(routes []string) (*Dictionary, error) {
+	if len(routes) > 0xffff {
+		return nil, fmt.Errorf("protocol: dictionary of %d routes exceeds 65535", len(routes))
+	}
+	d := &Dictionary{codes: make(map[string]uint16, len(routes)), routes: make([]string, 0, len(routes))}
+	for _, r := range routes {
+		if r == "" {
+			return nil, fmt.Errorf("protocol: empty route in dictionary")
+		}
+		if len(r) > maxRouteLen {
+			return nil, fmt.Errorf("%w: %q", ErrRouteTooLong, r)
+		}
+		if _, dup := d.codes[r]; dup {
+			return nil, fmt.Errorf("protocol: route %q twice in dictionary", r)
+		}
+		d.routes = append(d.routes, r)
+		d.codes[r] = uint16(len(d.routes))
+	}
+	// The version lets a client that cached the dictionary skip it in the
+	// handshake, as Pomelo's dictVersion does (md5, base64).
+	sum := md5.Sum(d.encodeVersionInput())
+	d.version = base64.StdEncoding.EncodeToString(sum[:])
+	return d, nil
+}
+
+func (d *Dictionary) encodeVersionInput() []byte {
+	b := []byte{'{'}
+	for i, r := range d.routes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendQuote(b, r)
+		b = append(b, ':')
+		b = strconv.AppendInt(b, int64(i+1), 10)
+	}
+	return append(b, '}')
+}
+
+// Code returns the code of route, if it has one.
+func (d *Dictionary) Code(route string) (uint16, bool) {
+	if d == nil {
+		return 0, false
+	}
+	c, ok := d.codes[route]
+	return c, ok
+}
+
+// Route returns the route for code, if it has one.
+func (d *Dictionary) Route(code uint16) (string, bool) {
+	if d == nil || code == 0 || int(code) > len(d.routes) {
+		return "", false
+	}
+	return d.routes[code-1], true
+}
+
+// Len is the number of routes.
+func (d *Dictionary) Len() int {
+	if d == nil {
+		return 0
+	}
+	return len(d.routes)
+}
+
+// Routes returns the routes in code order (a copy).
+func (d *Dictionary) Routes() []string {
+	if d == nil {
+		return nil
+	}
+	return append([]string(nil), d.routes...)
+}
+
+// Version identifies the dictionary's content.
+func (d *Dictionary) Version() string {
+	if d == nil {
+		return ""
+	}
+	return d.version
+}
+
+// intern returns the dictionary's copy of a route when it knows it, so that
+// routes sent as strings do not allocate per message; otherwise a new string.
+func (d *Dictionary) intern(b []byte) string {
+	if d != nil {
+		if c, ok := d.codes[string(b)]; ok { // no allocation for the lookup
+			return d.routes[c-1]
+		}
+	}
+	return string(b)
+}
+
+// MarshalJSON encodes the dictionary as Pomelo's {route: code} object.
+func (d *Dictionary) MarshalJSON() ([]byte, error) {
+	if d == nil {
+		return []byte("{}"), nil
+	}
+	return json.Marshal(d.codes)
+}
