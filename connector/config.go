@@ -1,0 +1,113 @@
+package connector
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/shaddock/shaddock/handler"
+	"github.com/shaddock/shaddock/protocol"
+)
+
+// BindPolicy decides what binding a uid that another session holds does.
+type BindPolicy int
+
+const (
+	// BindReject fails the new bind with handler.ErrUIDBound.
+	BindReject BindPolicy = iota
+	// BindKickOld kicks the old session and binds the new one.
+	BindKickOld
+)
+
+// Config configures a Server. Zero fields take the defaults noted.
+type Config struct {
+	ID   string // server id, e.g. "connector-server-1"
+	Type string // server type, e.g. "connector"
+
+	// Handler serves every request and notify of a session. Required.
+	Handler handler.Func
+	// Dictionary of route codes sent in the handshake and used to compress
+	// push routes. Nil for none.
+	Dictionary *protocol.Dictionary
+
+	Heartbeat        time.Duration // interval announced to clients; default 30 s, negative disables
+	HeartbeatTimeout time.Duration // silence that closes a session; default 2× Heartbeat
+	HandshakeTimeout time.Duration // from accept to handshake-ack; default 10 s
+	MaxPackageSize   int           // largest package body accepted; default 64 KiB
+	WriteQueueBytes  int           // queued bytes beyond which a client is deemed not reading; default 256 KiB
+	WriteTimeout     time.Duration // one write to a client; default 10 s
+	RequestTimeout   time.Duration // deadline of a handler's context; default 10 s
+	MaxPending       int           // messages queued per session before reading pauses; default 32
+	// RequestRate limits requests and notifies per second per session, with
+	// bursts up to RequestBurst; over it a request is answered 429 and a
+	// notify is dropped. Default 1000/s, burst = rate; negative disables.
+	RequestRate  float64
+	RequestBurst int
+	// MaxSessions caps concurrent connections; 0 means no cap.
+	MaxSessions int
+	BindPolicy  BindPolicy
+	// ShutdownReason is the kick reason clients get on Shutdown.
+	ShutdownReason string
+
+	// CheckClient, if set, vets the client type and version from the
+	// handshake; false answers 501 (old client) and closes.
+	CheckClient func(clientType, version string) bool
+	// UserHandshake, if set, sees the "user" part of the handshake and
+	// returns the "user" part of the answer; an error answers 500 and closes.
+	UserHandshake func(ctx context.Context, s *Session, user json.RawMessage) (any, error)
+	// OnSessionClosed runs after a session's close hooks, on every session.
+	OnSessionClosed func(s *Session)
+
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() error {
+	if c.Handler == nil {
+		return errors.New("connector: Config.Handler is required")
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = 30 * time.Second
+	}
+	if c.Heartbeat < 0 {
+		c.Heartbeat = 0
+	}
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = 2 * c.Heartbeat
+	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = 10 * time.Second
+	}
+	if c.MaxPackageSize == 0 {
+		c.MaxPackageSize = protocol.DefaultMaxBodyLen
+	}
+	if c.MaxPackageSize > protocol.MaxBodyLen {
+		c.MaxPackageSize = protocol.MaxBodyLen
+	}
+	if c.WriteQueueBytes == 0 {
+		c.WriteQueueBytes = 256 << 10
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 10 * time.Second
+	}
+	if c.MaxPending == 0 {
+		c.MaxPending = 32
+	}
+	if c.RequestRate == 0 {
+		c.RequestRate = 1000
+	}
+	if c.RequestBurst == 0 {
+		c.RequestBurst = int(c.RequestRate)
+	}
+	if c.ShutdownReason == "" {
+		c.ShutdownReason = "server shutting down"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}

@@ -1,0 +1,144 @@
+package connector
+
+import (
+	"context"
+
+	"github.com/shaddock/shaddock/handler"
+	"github.com/shaddock/shaddock/protocol"
+)
+
+// inbound is one unit of work for a session's dispatch worker.
+type inbound struct {
+	kind  uint8
+	id    uint64
+	route string
+	body  []byte
+}
+
+const (
+	inRequest uint8 = iota
+	inNotify
+	inHandshake
+	inKick   // kick once the work queued before it is done (graceful shutdown)
+	inClosed // the session ended: run the close hooks
+)
+
+// enqueue hands work to the session's worker, in order. When MaxPending
+// messages are already waiting, the reader blocks here, which stops it
+// reading: the client is slowed by TCP flow control instead of growing memory.
+func (s *Session) enqueue(in inbound) {
+	s.qmu.Lock()
+	for len(s.inq)-s.inHead >= s.srv.cfg.MaxPending && !s.closed.Load() {
+		if s.inWait == nil {
+			s.inWait = make(chan struct{})
+		}
+		wait := s.inWait
+		s.qmu.Unlock()
+		<-wait
+		s.qmu.Lock()
+	}
+	if s.closed.Load() {
+		s.qmu.Unlock()
+		return
+	}
+	s.inq = append(s.inq, in)
+	start := !s.running
+	s.running = true
+	s.qmu.Unlock()
+	if start {
+		s.srv.pool.Go(s.drain)
+	}
+}
+
+// kickAfterQueued queues a kick behind the work already queued, ignoring the
+// MaxPending bound so a shutdown never waits on one session's reader.
+func (s *Session) kickAfterQueued(reason string) {
+	s.qmu.Lock()
+	if s.closed.Load() {
+		s.qmu.Unlock()
+		return
+	}
+	s.inq = append(s.inq, inbound{kind: inKick, body: []byte(reason)})
+	start := !s.running
+	s.running = true
+	s.qmu.Unlock()
+	if start {
+		s.srv.pool.Go(s.drain)
+	}
+}
+
+// drain runs the session's queued work one item at a time; it is the only
+// place handlers run for this session, which is what orders them.
+func (s *Session) drain() {
+	for {
+		s.qmu.Lock()
+		if s.inHead == len(s.inq) {
+			s.inq, s.inHead = s.inq[:0], 0
+			if cap(s.inq) > 16 {
+				s.inq = nil
+			}
+			s.running = false
+			s.qmu.Unlock()
+			return
+		}
+		in := s.inq[s.inHead]
+		s.inq[s.inHead] = inbound{}
+		s.inHead++
+		if s.inWait != nil {
+			close(s.inWait)
+			s.inWait = nil
+		}
+		s.qmu.Unlock()
+
+		switch in.kind {
+		case inRequest, inNotify:
+			s.handle(in)
+		case inHandshake:
+			s.handshake(in.body)
+		case inKick:
+			s.kick(string(in.body))
+		case inClosed:
+			s.finish()
+			// Nothing can be queued after inClosed; leave running set so no
+			// worker starts again.
+			return
+		}
+	}
+}
+
+func (s *Session) handle(in inbound) {
+	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.cfg.RequestTimeout)
+	defer cancel()
+	req := handler.Request{Route: in.route, Body: in.body, Notify: in.kind == inNotify, Session: s}
+	var (
+		resp []byte
+		err  error
+	)
+	if s.safely("handler "+in.route, func() { resp, err = s.srv.cfg.Handler(ctx, req) }) {
+		err = handler.Errorf(handler.CodeInternal, "internal server error")
+	}
+	if in.kind == inNotify {
+		if err != nil {
+			s.logger().Info("notify failed", "route", in.route, "err", err)
+		}
+		return
+	}
+	s.respond(in.id, resp, err)
+}
+
+// respond queues the response to request id.
+func (s *Session) respond(id uint64, body []byte, err error) {
+	if err != nil {
+		if _, ok := err.(*handler.Error); !ok {
+			s.logger().Info("request failed", "err", err)
+		}
+		body = handler.ErrorBody(err)
+	}
+	pkg, encErr := protocol.EncodeDataPackage(&protocol.Message{Type: protocol.Response, ID: id, Body: body}, nil)
+	if encErr != nil {
+		s.logger().Error("response cannot be encoded", "err", encErr)
+		pkg, _ = protocol.EncodeDataPackage(&protocol.Message{Type: protocol.Response, ID: id,
+			Body: handler.ErrorBody(handler.Errorf(handler.CodeInternal, "response too large"))}, nil)
+	}
+	s.SendPackage(pkg)
+}

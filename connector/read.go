@@ -1,0 +1,240 @@
+package connector
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/shaddock/shaddock/handler"
+	"github.com/shaddock/shaddock/protocol"
+)
+
+// readBufSize is the pooled buffer a reader borrows while bytes are
+// available. Idle connections hold none.
+const readBufSize = 16 << 10
+
+var errUnknownProtocol = errors.New("first bytes are neither a Pomelo handshake nor an HTTP upgrade")
+
+// bufPool is shared by all servers: buffers carry no state between uses.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
+
+// serve is the connection's reader goroutine: it owns the session until the
+// connection ends.
+func (s *Session) serve() {
+	err := s.read()
+	s.logClose(err)
+	if errors.Is(err, errClientClosedWS) {
+		return // the writer closes once the close frame is echoed
+	}
+	s.close(err)
+}
+
+func (s *Session) read() error {
+	s.nc.SetReadDeadline(time.Now().Add(s.srv.cfg.HandshakeTimeout))
+	if err := s.waitReadable(); err != nil {
+		return err
+	}
+	bp := bufPool.Get().(*[]byte)
+	n, err := s.nc.Read(*bp)
+	if n == 0 {
+		bufPool.Put(bp)
+		return err
+	}
+	first := (*bp)[:n]
+	switch {
+	case first[0] == 'G': // "GET ": an HTTP upgrade
+		err = s.upgrade(first)
+		bufPool.Put(bp)
+		if err != nil {
+			return err
+		}
+		return s.readWS()
+	case first[0] == byte(protocol.Handshake):
+		err = s.feed(first)
+		bufPool.Put(bp)
+		if err != nil {
+			return err
+		}
+		return s.readTCP()
+	default:
+		bufPool.Put(bp)
+		return fmt.Errorf("%w (0x%02x)", errUnknownProtocol, first[0])
+	}
+}
+
+func (s *Session) readTCP() error {
+	for {
+		if err := s.waitReadable(); err != nil {
+			return err
+		}
+		bp := bufPool.Get().(*[]byte)
+		n, err := s.nc.Read(*bp)
+		if n > 0 {
+			if ferr := s.feed((*bp)[:n]); ferr != nil {
+				bufPool.Put(bp)
+				return ferr
+			}
+		}
+		bufPool.Put(bp)
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// feed decodes bytes from the client and keeps the read deadline ahead.
+func (s *Session) feed(p []byte) error {
+	s.touch()
+	return s.dec.Feed(p, s.onPackage)
+}
+
+// touch pushes the heartbeat deadline out, at most every quarter timeout so
+// a busy connection does not reset a timer per read.
+func (s *Session) touch() {
+	timeout := s.srv.cfg.HeartbeatTimeout
+	if s.state.Load() != stWorking || timeout <= 0 {
+		return
+	}
+	now := time.Now()
+	if now.UnixNano()-s.deadlineAt < int64(timeout/4) {
+		return
+	}
+	s.deadlineAt = now.UnixNano()
+	s.nc.SetReadDeadline(now.Add(timeout))
+}
+
+func (s *Session) onPackage(p protocol.Package) error {
+	switch p.Type {
+	case protocol.Handshake:
+		if s.state.CompareAndSwap(stInit, stHandshaking) {
+			s.enqueue(inbound{kind: inHandshake, body: bytes.Clone(p.Body)})
+		}
+	case protocol.HandshakeAck:
+		if s.state.CompareAndSwap(stWaitAck, stWorking) {
+			if s.srv.cfg.HeartbeatTimeout > 0 {
+				s.deadlineAt = 0
+				s.touch()
+			} else {
+				s.nc.SetReadDeadline(time.Time{})
+			}
+		}
+	case protocol.Heartbeat:
+		if st := s.state.Load(); st == stWaitAck || st == stWorking {
+			s.enqueueWrite(outbound{b: s.srv.heartbeatPkg}, false)
+		}
+	case protocol.Data:
+		if s.state.Load() != stWorking {
+			// Pomelo ignores data before the handshake-ack; so do we.
+			s.srv.log.Debug("data before handshake-ack ignored", "session", s.id)
+			return nil
+		}
+		return s.onMessage(p.Body)
+	case protocol.Kick:
+		// Clients do not kick; ignore as Pomelo does.
+	}
+	return nil
+}
+
+// errBadMessage marks a malformed message: the connection closes.
+type errBadMessage struct{ err error }
+
+func (e errBadMessage) Error() string { return "malformed message: " + e.err.Error() }
+func (e errBadMessage) Unwrap() error { return e.err }
+
+func (s *Session) onMessage(b []byte) error {
+	m, err := protocol.DecodeMessage(b, s.srv.cfg.Dictionary)
+	if err != nil {
+		return errBadMessage{err}
+	}
+	if m.Type != protocol.Request && m.Type != protocol.Notify {
+		return errBadMessage{fmt.Errorf("client sent a %s", m.Type)}
+	}
+	body := m.Body
+	if m.Gzip {
+		if body, err = protocol.Gunzip(body, s.srv.cfg.MaxPackageSize); err != nil {
+			return errBadMessage{err}
+		}
+	} else {
+		body = bytes.Clone(body) // the read buffer is reused once we return
+	}
+	kind := inRequest
+	if m.Type == protocol.Notify {
+		kind = inNotify
+	}
+	if s.srv.draining.Load() {
+		if kind == inRequest {
+			s.respond(m.ID, nil, handler.Errorf(handler.CodeUnavailable, "server shutting down"))
+		}
+		return nil
+	}
+	if !s.allow() {
+		if kind == inRequest {
+			s.respond(m.ID, nil, handler.Errorf(handler.CodeTooManyRequests, "request rate above %g/s", s.srv.cfg.RequestRate))
+		}
+		return nil
+	}
+	s.enqueue(inbound{kind: kind, id: m.ID, route: m.Route, body: body})
+	return nil
+}
+
+// allow applies the per-session token bucket and logs, at most once a
+// minute per session, that a client is being limited.
+func (s *Session) allow() bool {
+	rate := s.srv.cfg.RequestRate
+	if rate <= 0 {
+		return true
+	}
+	now := time.Now().UnixNano()
+	burst := float64(s.srv.cfg.RequestBurst)
+	if s.rateAt == 0 {
+		s.rateTokens = burst
+	} else {
+		s.rateTokens = min(burst, s.rateTokens+float64(now-s.rateAt)*rate/1e9)
+	}
+	s.rateAt = now
+	if s.rateTokens >= 1 {
+		s.rateTokens--
+		return true
+	}
+	if now-s.rateNotified > int64(time.Minute) {
+		s.rateNotified = now
+		s.logger().Warn("session over its request rate; rejecting", "rate", rate, "burst", burst)
+	}
+	return false
+}
+
+// logClose writes the line that says why a connection ended: the abnormal
+// causes at info or warn level, ordinary disconnects at debug.
+func (s *Session) logClose(err error) {
+	if s.closed.Load() {
+		return // closed from elsewhere (kick, shutdown, slow client): already logged
+	}
+	var (
+		bad   errBadMessage
+		level = slog.LevelDebug
+		msg   = "connection closed"
+	)
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded) && s.state.Load() < stWorking:
+		level, msg = slog.LevelInfo, "handshake timeout; closing"
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		level, msg = slog.LevelInfo, "heartbeat timeout; closing"
+	case errors.Is(err, protocol.ErrPackageTooLarge), errors.Is(err, protocol.ErrPackageType),
+		errors.As(err, &bad), errors.Is(err, errUnknownProtocol), errors.Is(err, errBadFrame):
+		level, msg = slog.LevelWarn, "protocol violation; closing"
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, errClientClosedWS):
+	default:
+		level = slog.LevelInfo
+		msg = "connection error; closing"
+	}
+	s.logger().Log(s.srv.ctx, level, msg, "err", err)
+}
+
+func stack() string { return string(debug.Stack()) }

@@ -1,0 +1,270 @@
+package connector
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/shaddock/shaddock/handler"
+	"github.com/shaddock/shaddock/protocol"
+)
+
+// Handshake progress of a connection. The reader goroutine advances it, the
+// dispatch worker moves it from stHandshaking to stWaitAck.
+const (
+	stInit        int32 = iota // waiting for the client's handshake
+	stHandshaking              // handshake received, answer being prepared
+	stWaitAck                  // answer sent, waiting for the handshake-ack
+	stWorking                  // data flows
+	stClosed
+)
+
+var (
+	errSessionGone  = fmt.Errorf("connector: %w", handler.ErrSessionGone)
+	errAlreadyBound = fmt.Errorf("connector: %w", handler.ErrAlreadyBound)
+	errUIDBound     = fmt.Errorf("connector: %w", handler.ErrUIDBound)
+	errServerClose  = errors.New("server closed")
+	errKicked       = errors.New("kicked")
+	errTooManyFiles = syscall.EMFILE
+)
+
+// Session is one client connection and what the framework knows of its
+// user. It implements handler.Session. All methods are safe for concurrent use.
+type Session struct {
+	id  int64
+	srv *Server
+	nc  net.Conn
+	rc  syscall.RawConn // nil when the conn does not expose one
+	ws  bool            // set once by the reader before any write
+
+	state  atomic.Int32
+	uid    atomic.Pointer[string]
+	closed atomic.Bool
+
+	// Owned by the reader goroutine.
+	dec          protocol.Decoder
+	frame        wsFrame
+	deadlineAt   int64 // unix nanos when the read deadline was last pushed out
+	rateTokens   float64
+	rateAt       int64
+	rateNotified int64
+
+	qmu     sync.Mutex // dispatch queue
+	inq     []inbound
+	inHead  int
+	running bool
+	inWait  chan struct{}
+
+	wmu        sync.Mutex // write queue
+	wq         []outbound
+	wqBytes    int
+	writing    bool
+	closeAfter bool // a kick is queued: close once it is written
+	closeCause error
+
+	mu       sync.Mutex // settings and hooks
+	settings map[string]string
+	hooks    []func(*Session)
+}
+
+func newSession(srv *Server, id int64, nc net.Conn) *Session {
+	s := &Session{id: id, srv: srv, nc: nc}
+	s.dec.MaxBody = srv.cfg.MaxPackageSize
+	if sc, ok := nc.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			s.rc = rc
+		}
+	}
+	return s
+}
+
+// ID returns the session id, unique on this server.
+func (s *Session) ID() int64 { return s.id }
+
+// FrontendID returns the id of the server holding the connection.
+func (s *Session) FrontendID() string { return s.srv.cfg.ID }
+
+// UID returns the bound user id, "" before Bind.
+func (s *Session) UID() string {
+	if p := s.uid.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// RemoteAddr returns the client's address.
+func (s *Session) RemoteAddr() net.Addr { return s.nc.RemoteAddr() }
+
+// Transport returns "ws" or "tcp".
+func (s *Session) Transport() string {
+	if s.ws {
+		return "ws"
+	}
+	return "tcp"
+}
+
+// Closed reports whether the session has ended.
+func (s *Session) Closed() bool { return s.closed.Load() }
+
+// Bind associates uid with the session; see handler.Session.
+func (s *Session) Bind(ctx context.Context, uid string) error {
+	if uid == "" {
+		return errors.New("connector: bind: empty uid")
+	}
+	old, err := s.srv.bind(s, uid)
+	if err != nil {
+		return fmt.Errorf("bind %q: %w", uid, err)
+	}
+	if old != nil {
+		s.srv.log.Info("uid bound again; kicking the old session", "uid", uid, "session", s.id, "old", old.id)
+		old.kick("logged in elsewhere")
+	}
+	return nil
+}
+
+// Get returns a setting.
+func (s *Session) Get(key string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.settings[key]
+	return v, ok
+}
+
+// Set changes a setting.
+func (s *Session) Set(key, value string) {
+	s.mu.Lock()
+	if s.settings == nil {
+		s.settings = make(map[string]string, 2)
+	}
+	s.settings[key] = value
+	s.mu.Unlock()
+}
+
+// Settings returns a copy of every setting.
+func (s *Session) Settings() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]string, len(s.settings))
+	for k, v := range s.settings {
+		out[k] = v
+	}
+	return out
+}
+
+// OnClose registers fn to run once when the session ends, after any message
+// it was handling has finished. Hooks run in registration order. If the
+// session has already ended, fn is not called.
+func (s *Session) OnClose(fn func(*Session)) {
+	s.mu.Lock()
+	s.hooks = append(s.hooks, fn)
+	s.mu.Unlock()
+}
+
+// Push sends a push message to the client. v is JSON-encoded unless it is a
+// []byte or json.RawMessage, sent as is.
+func (s *Session) Push(ctx context.Context, route string, v any) error {
+	var body []byte
+	switch b := v.(type) {
+	case []byte:
+		body = b
+	case json.RawMessage:
+		body = b
+	default:
+		var err error
+		if body, err = json.Marshal(v); err != nil {
+			return fmt.Errorf("push %s: encode: %w", route, err)
+		}
+	}
+	pkg, err := s.srv.EncodePush(route, body)
+	if err != nil {
+		return fmt.Errorf("push %s: %w", route, err)
+	}
+	if !s.SendPackage(pkg) {
+		return fmt.Errorf("push %s: %w", route, errSessionGone)
+	}
+	return nil
+}
+
+// Kick sends the client a kick package with reason and closes the session
+// once it is written.
+func (s *Session) Kick(ctx context.Context, reason string) error {
+	if !s.kick(reason) {
+		return errSessionGone
+	}
+	return nil
+}
+
+func (s *Session) kick(reason string) bool {
+	s.srv.log.Debug("kicking session", "session", s.id, "reason", reason)
+	return s.enqueueWrite(outbound{b: protocol.EncodeKick(reason)}, true)
+}
+
+func (s *Session) logger() *slog.Logger {
+	return s.srv.log.With("session", s.id, "remote", s.nc.RemoteAddr().String())
+}
+
+// close ends the session once: the connection closes, queued writes and
+// queued messages are dropped, and the close hooks run after any message
+// being handled.
+func (s *Session) close(cause error) {
+	if !s.closed.CompareAndSwap(false, true) {
+		return
+	}
+	s.state.Store(stClosed)
+	s.nc.Close()
+	s.srv.unregister(s)
+
+	s.wmu.Lock()
+	s.wq, s.wqBytes, s.closeCause = nil, 0, cause
+	s.wmu.Unlock()
+
+	s.qmu.Lock()
+	for i := s.inHead; i < len(s.inq); i++ {
+		s.inq[i] = inbound{}
+	}
+	s.inq, s.inHead = append(s.inq[:0], inbound{kind: inClosed}), 0
+	if s.inWait != nil {
+		close(s.inWait)
+		s.inWait = nil
+	}
+	start := !s.running
+	s.running = true
+	s.qmu.Unlock()
+	if start {
+		s.srv.pool.Go(s.drain)
+	}
+}
+
+// finish runs the close hooks; it is the last thing a session does.
+func (s *Session) finish() {
+	s.mu.Lock()
+	hooks := s.hooks
+	s.hooks = nil
+	s.mu.Unlock()
+	for _, h := range hooks {
+		s.safely("close hook", func() { h(s) })
+	}
+	if fn := s.srv.cfg.OnSessionClosed; fn != nil {
+		s.safely("session closed hook", func() { fn(s) })
+	}
+	s.srv.active.Done()
+}
+
+// safely runs fn, turning a panic into a log line so one bad hook or handler
+// cannot take the server down.
+func (s *Session) safely(what string, fn func()) (panicked bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.logger().Error(what+" panicked", "panic", r, "stack", stack())
+			panicked = true
+		}
+	}()
+	fn()
+	return false
+}

@@ -1,0 +1,44 @@
+package handler
+
+import (
+	"context"
+	"encoding/json"
+)
+
+// Typed adapts a function with typed request and response structs into a
+// handler. The body is decoded as JSON into a new Req (a decode failure
+// answers 400) and the response is encoded as JSON.
+func Typed[Req, Resp any](fn func(ctx context.Context, s Session, req *Req) (*Resp, error)) Func {
+	return func(ctx context.Context, r Request) ([]byte, error) {
+		req := new(Req)
+		if err := decode(r.Body, req); err != nil {
+			return nil, err
+		}
+		resp, err := fn(ctx, r.Session, req)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(resp)
+	}
+}
+
+// TypedNotify adapts a function taking a typed notify body into a handler.
+func TypedNotify[Req any](fn func(ctx context.Context, s Session, req *Req) error) Func {
+	return func(ctx context.Context, r Request) ([]byte, error) {
+		req := new(Req)
+		if err := decode(r.Body, req); err != nil {
+			return nil, err
+		}
+		return nil, fn(ctx, r.Session, req)
+	}
+}
+
+func decode(body []byte, v any) error {
+	if len(body) == 0 {
+		return nil // Pomelo clients may send no body; the handler gets the zero request
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return Errorf(CodeBadRequest, "bad request body: %v", err)
+	}
+	return nil
+}
