@@ -28,6 +28,7 @@ const (
 	CodeTooManyRequests = 429 // the session exceeded its request rate
 	CodeInternal        = 500 // the handler failed without saying how
 	CodeUnavailable     = 503 // no server can take the route right now
+	CodeTimeout         = 504 // the server handling the route did not answer in time
 )
 
 // Errors sessions return; branch with errors.Is.

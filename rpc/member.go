@@ -1,0 +1,63 @@
+package rpc
+
+import (
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/shaddock/shaddock/proto/masterpb"
+)
+
+// State is a server's lifecycle state as the registry reports it.
+type State = masterpb.ServerState
+
+// States, re-exported for readability at call sites.
+const (
+	StateStarting = masterpb.ServerState_STARTING
+	StateRunning  = masterpb.ServerState_RUNNING
+	StateDraining = masterpb.ServerState_DRAINING
+	StateStopping = masterpb.ServerState_STOPPING
+	StateStopped  = masterpb.ServerState_STOPPED
+	StateLost     = masterpb.ServerState_LOST
+)
+
+// Member is one server of the cluster.
+type Member struct {
+	ID, Type   string
+	Host       string
+	Port       int
+	ClientHost string
+	ClientPort int
+	Frontend   bool
+	Group      string
+	PID        int
+	Build      string
+	Started    time.Time
+	State      State
+}
+
+// Addr is the member's cluster (gRPC) address.
+func (m Member) Addr() string { return net.JoinHostPort(m.Host, strconv.Itoa(m.Port)) }
+
+// ToProto converts m for the registry.
+func (m Member) ToProto() *masterpb.Member {
+	return &masterpb.Member{State: m.State, Info: &masterpb.ServerInfo{
+		Id: m.ID, Type: m.Type, Host: m.Host, Port: int32(m.Port),
+		ClientHost: m.ClientHost, ClientPort: int32(m.ClientPort), Frontend: m.Frontend,
+		Group: m.Group, Pid: int32(m.PID), Build: m.Build, StartedUnixMs: m.Started.UnixMilli(),
+	}}
+}
+
+// MemberFromProto converts a registry member.
+func MemberFromProto(p *masterpb.Member) Member {
+	i := p.GetInfo()
+	m := Member{
+		ID: i.GetId(), Type: i.GetType(), Host: i.GetHost(), Port: int(i.GetPort()),
+		ClientHost: i.GetClientHost(), ClientPort: int(i.GetClientPort()), Frontend: i.GetFrontend(),
+		Group: i.GetGroup(), PID: int(i.GetPid()), Build: i.GetBuild(), State: p.GetState(),
+	}
+	if ms := i.GetStartedUnixMs(); ms > 0 {
+		m.Started = time.UnixMilli(ms)
+	}
+	return m
+}

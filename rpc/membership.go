@@ -1,0 +1,138 @@
+package rpc
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// Membership is a server's view of the cluster: who exists, in which state,
+// and which peers this server currently cannot reach. Reads are lock-free
+// (a copy-on-write snapshot), as routing reads it per message; changes are
+// rare and rebuild the snapshot.
+type Membership struct {
+	mu       sync.Mutex // serialises writers
+	members  map[string]Member
+	down     map[string]bool
+	watchers []func()
+	view     atomic.Pointer[view]
+	version  atomic.Uint64
+}
+
+type view struct {
+	byID     map[string]Member
+	eligible map[string][]Member // running, reachable, sorted by id; per type
+}
+
+// NewMembership returns an empty view.
+func NewMembership() *Membership {
+	m := &Membership{members: make(map[string]Member), down: make(map[string]bool)}
+	m.view.Store(&view{byID: map[string]Member{}, eligible: map[string][]Member{}})
+	return m
+}
+
+// Replace sets the whole membership (the registry's snapshot).
+func (m *Membership) Replace(members []Member) {
+	m.mu.Lock()
+	m.members = make(map[string]Member, len(members))
+	for _, mem := range members {
+		m.members[mem.ID] = mem
+	}
+	m.rebuild()
+}
+
+// Upsert adds or changes one member.
+func (m *Membership) Upsert(mem Member) {
+	m.mu.Lock()
+	m.members[mem.ID] = mem
+	m.rebuild()
+}
+
+// Remove drops a member.
+func (m *Membership) Remove(id string) {
+	m.mu.Lock()
+	delete(m.members, id)
+	m.rebuild()
+}
+
+// SetDown records whether this server can reach the peer; a down peer is
+// left out of routing until it is up again.
+func (m *Membership) SetDown(id string, down bool) {
+	m.mu.Lock()
+	if m.down[id] == down {
+		m.mu.Unlock()
+		return
+	}
+	if down {
+		m.down[id] = true
+	} else {
+		delete(m.down, id)
+	}
+	m.rebuild()
+}
+
+// rebuild publishes a new snapshot and notifies watchers; called with mu held,
+// it releases it.
+func (m *Membership) rebuild() {
+	v := &view{byID: make(map[string]Member, len(m.members)), eligible: make(map[string][]Member)}
+	for id, mem := range m.members {
+		v.byID[id] = mem
+		if mem.State == StateRunning && !m.down[id] {
+			v.eligible[mem.Type] = append(v.eligible[mem.Type], mem)
+		}
+	}
+	for _, list := range v.eligible {
+		slices.SortFunc(list, func(a, b Member) int { return compareIDs(a.ID, b.ID) })
+	}
+	m.view.Store(v)
+	m.version.Add(1)
+	watchers := slices.Clone(m.watchers)
+	m.mu.Unlock()
+	for _, w := range watchers {
+		w()
+	}
+}
+
+// compareIDs orders ids byte-wise, as DESIGN §6 requires everywhere.
+func compareIDs(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Watch registers fn to run after every change, on the changing goroutine.
+func (m *Membership) Watch(fn func()) {
+	m.mu.Lock()
+	m.watchers = append(m.watchers, fn)
+	m.mu.Unlock()
+}
+
+// Get returns a member by id.
+func (m *Membership) Get(id string) (Member, bool) {
+	mem, ok := m.view.Load().byID[id]
+	return mem, ok
+}
+
+// Eligible returns the running, reachable servers of a type, sorted by id.
+// The slice is shared: do not modify it.
+func (m *Membership) Eligible(typ string) []Member {
+	return m.view.Load().eligible[typ]
+}
+
+// All returns every member, sorted by id.
+func (m *Membership) All() []Member {
+	v := m.view.Load()
+	out := make([]Member, 0, len(v.byID))
+	for _, mem := range v.byID {
+		out = append(out, mem)
+	}
+	slices.SortFunc(out, func(a, b Member) int { return compareIDs(a.ID, b.ID) })
+	return out
+}
+
+// Version increases with every change.
+func (m *Membership) Version() uint64 { return m.version.Load() }

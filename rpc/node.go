@@ -1,0 +1,403 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/shaddock/shaddock/handler"
+	"github.com/shaddock/shaddock/internal/workpool"
+	"github.com/shaddock/shaddock/proto/clusterpb"
+)
+
+// Frontend is what a frontend server lets its peers do to its sessions.
+type Frontend interface {
+	Push(req *clusterpb.PushRequest) *clusterpb.PushReply
+	Bind(ctx context.Context, sessionID int64, uid string) clusterpb.BindStatus
+	Kick(ctx context.Context, req *clusterpb.KickRequest) int
+}
+
+// Config configures a Node.
+type Config struct {
+	Self       Member // this server
+	Secret     string // cluster secret; required
+	Membership *Membership
+	Logger     *slog.Logger
+	// Forward serves client messages forwarded to this server (backends).
+	Forward func(ctx context.Context, req *clusterpb.ForwardRequest) *clusterpb.ForwardReply
+	// Call serves user remotes on this server.
+	Call func(ctx context.Context, req *clusterpb.CallRequest) *clusterpb.CallReply
+	// Frontend serves pushes and session operations (frontends).
+	Frontend Frontend
+	// Timeout is the deadline of calls whose context has none; default 10 s.
+	Timeout time.Duration
+}
+
+// Node is a server's cluster endpoint: it serves the Cluster service to its
+// peers and calls theirs.
+type Node struct {
+	cfg  Config
+	log  *slog.Logger
+	mem  *Membership
+	srv  *grpc.Server
+	pool *workpool.Pool
+
+	ctx    context.Context // parent of peer streams; cancelled by Close
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	peers  map[string]*peer
+	closed bool
+
+	inflight sync.WaitGroup // requests from peers being handled
+
+	fwdWaiters  waiterPool[clusterpb.ForwardReply]
+	callWaiters waiterPool[clusterpb.CallReply]
+	pushWaiters waiterPool[clusterpb.PushReply]
+}
+
+// NewNode returns a node; call Serve to accept peers.
+func NewNode(cfg Config) (*Node, error) {
+	if cfg.Secret == "" {
+		return nil, errors.New("rpc: Config.Secret is required")
+	}
+	if cfg.Membership == nil {
+		return nil, errors.New("rpc: Config.Membership is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &Node{cfg: cfg, log: cfg.Logger.With("server", cfg.Self.ID), mem: cfg.Membership,
+		pool: workpool.New(10 * time.Second), ctx: ctx, cancel: cancel, peers: make(map[string]*peer)}
+	opts := append(RequireSecret(cfg.Secret),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 5 * time.Second, Timeout: 3 * time.Second}),
+		grpc.SharedWriteBuffer(true),
+	)
+	n.srv = grpc.NewServer(opts...)
+	clusterpb.RegisterClusterServer(n.srv, &service{n: n})
+	n.mem.Watch(n.syncPeers)
+	n.syncPeers()
+	return n, nil
+}
+
+// Membership returns the node's view of the cluster.
+func (n *Node) Membership() *Membership { return n.mem }
+
+// Self returns this server's member entry.
+func (n *Node) Self() Member { return n.cfg.Self }
+
+// Serve accepts peers on ln until Close.
+func (n *Node) Serve(ln net.Listener) error { return n.srv.Serve(ln) }
+
+// Shutdown waits until the requests peers sent have been handled (or ctx
+// ends), then closes every stream and peer connection.
+func (n *Node) Shutdown(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { n.inflight.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("rpc %s: shutdown with requests still in flight: %w", n.cfg.Self.ID, ctx.Err())
+	}
+	n.Close()
+	return err
+}
+
+// Close stops serving and closes every peer connection at once.
+func (n *Node) Close() {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return
+	}
+	n.closed = true
+	peers := n.peers
+	n.peers = map[string]*peer{}
+	n.mu.Unlock()
+	n.srv.Stop()
+	n.cancel()
+	for _, p := range peers {
+		p.close()
+	}
+	n.pool.Close()
+}
+
+// syncPeers keeps one connection per other member, dialled eagerly so that
+// reachability is known before the first message needs it.
+func (n *Node) syncPeers() {
+	want := map[string]Member{}
+	for _, m := range n.mem.All() {
+		if m.ID != n.cfg.Self.ID && m.State != StateStopped && m.State != StateLost {
+			want[m.ID] = m
+		}
+	}
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return
+	}
+	var stale []*peer
+	for id, p := range n.peers {
+		if m, ok := want[id]; !ok || m.Addr() != p.addr {
+			stale = append(stale, p)
+			delete(n.peers, id)
+		}
+	}
+	for id, m := range want {
+		if _, ok := n.peers[id]; !ok {
+			p, err := n.dial(m)
+			if err != nil {
+				n.log.Error("cannot create peer connection", "peer", id, "err", err)
+				continue
+			}
+			n.peers[id] = p
+		}
+	}
+	n.mu.Unlock()
+	for _, p := range stale {
+		p.close()
+	}
+}
+
+// peer returns the connection to a member.
+func (n *Node) peer(id string) (*peer, error) {
+	n.mu.Lock()
+	p := n.peers[id]
+	n.mu.Unlock()
+	if p == nil {
+		return nil, handler.Errorf(handler.CodeUnavailable, "server %s is not a reachable cluster member", id)
+	}
+	return p, nil
+}
+
+// peer is the connection to one other server and its streams.
+type peer struct {
+	id, addr string
+	cc       *grpc.ClientConn
+	cancel   context.CancelFunc
+	forward  *caller[clusterpb.ForwardRequest, clusterpb.ForwardReply]
+	call     *caller[clusterpb.CallRequest, clusterpb.CallReply]
+	push     *caller[clusterpb.PushRequest, clusterpb.PushReply]
+	client   clusterpb.ClusterClient
+}
+
+func (n *Node) dial(m Member) (*peer, error) {
+	cc, err := grpc.NewClient(m.Addr(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		WithSecret(n.cfg.Secret),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+			MinConnectTimeout: 3 * time.Second,
+		}),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 5 * time.Second, Timeout: 3 * time.Second, PermitWithoutStream: true}),
+		grpc.WithSharedWriteBuffer(true),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s at %s: %w", m.ID, m.Addr(), err)
+	}
+	ctx, cancel := context.WithCancel(n.ctx)
+	client := clusterpb.NewClusterClient(cc)
+	p := &peer{id: m.ID, addr: m.Addr(), cc: cc, cancel: cancel, client: client,
+		forward: newCaller(ctx, "forward to "+m.ID,
+			func(ctx context.Context) (grpc.BidiStreamingClient[clusterpb.ForwardRequest, clusterpb.ForwardReply], error) {
+				return client.Forward(ctx)
+			},
+			func(r *clusterpb.ForwardRequest, s uint64) { r.Seq = s },
+			func(r *clusterpb.ForwardReply) uint64 { return r.Seq }),
+		call: newCaller(ctx, "call to "+m.ID,
+			func(ctx context.Context) (grpc.BidiStreamingClient[clusterpb.CallRequest, clusterpb.CallReply], error) {
+				return client.Call(ctx)
+			},
+			func(r *clusterpb.CallRequest, s uint64) { r.Seq = s },
+			func(r *clusterpb.CallReply) uint64 { return r.Seq }),
+		push: newCaller(ctx, "push to "+m.ID,
+			func(ctx context.Context) (grpc.BidiStreamingClient[clusterpb.PushRequest, clusterpb.PushReply], error) {
+				return client.Push(ctx)
+			},
+			func(r *clusterpb.PushRequest, s uint64) { r.Seq = s },
+			func(r *clusterpb.PushReply) uint64 { return r.Seq }),
+	}
+	cc.Connect()
+	go n.watchHealth(ctx, p)
+	return p, nil
+}
+
+// watchHealth marks the peer down in the membership while its connection is
+// failing, and up again once it is ready, so routing skips it meanwhile.
+func (n *Node) watchHealth(ctx context.Context, p *peer) {
+	defer n.mem.SetDown(p.id, false) // a removed peer carries no down mark
+	for {
+		st := p.cc.GetState()
+		switch st {
+		case connectivity.Ready:
+			n.mem.SetDown(p.id, false)
+		case connectivity.TransientFailure:
+			n.mem.SetDown(p.id, true)
+		case connectivity.Idle:
+			// A lost connection goes idle; reconnect at once rather than at
+			// the next call, so the peer's state is known.
+			p.cc.Connect()
+		}
+		if !p.cc.WaitForStateChange(ctx, st) {
+			return
+		}
+	}
+}
+
+func (p *peer) close() {
+	p.forward.close()
+	p.call.close()
+	p.push.close()
+	p.cancel()
+	p.cc.Close()
+}
+
+// timeoutMS is the time left before ctx's deadline, for the wire.
+func (n *Node) withDeadline(ctx context.Context) (context.Context, context.CancelFunc, uint32) {
+	if _, ok := ctx.Deadline(); !ok {
+		ctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
+		return ctx, cancel, uint32(n.cfg.Timeout / time.Millisecond)
+	}
+	dl, _ := ctx.Deadline()
+	left := time.Until(dl)
+	if left < time.Millisecond {
+		left = time.Millisecond
+	}
+	return ctx, func() {}, uint32(left / time.Millisecond)
+}
+
+// callError turns a transport failure into an error a client can read.
+func callError(what, id string, err error) error {
+	var herr *handler.Error
+	switch {
+	case errors.As(err, &herr):
+		return err
+	case errors.Is(err, context.DeadlineExceeded):
+		return handler.Errorf(handler.CodeTimeout, "%s %s: no answer in time", what, id)
+	case errors.Is(err, context.Canceled):
+		return handler.Errorf(handler.CodeUnavailable, "%s %s: cancelled", what, id)
+	default:
+		return handler.Errorf(handler.CodeUnavailable, "%s %s: server unavailable: %v", what, id, err)
+	}
+}
+
+// replyError converts an error carried in a reply.
+func replyError(e *clusterpb.Error) error {
+	if e == nil {
+		return nil
+	}
+	return &handler.Error{Code: int(e.Code), Msg: e.Msg}
+}
+
+// Forward sends a client message to server id and returns its reply. A
+// reply carrying an error returns it as *handler.Error, with the reply.
+func (n *Node) Forward(ctx context.Context, id string, req *clusterpb.ForwardRequest) (*clusterpb.ForwardReply, error) {
+	ctx, cancel, ms := n.withDeadline(ctx)
+	defer cancel()
+	req.TimeoutMs = ms
+	if id == n.cfg.Self.ID && n.cfg.Forward != nil {
+		rep := n.cfg.Forward(ctx, req)
+		return rep, replyError(rep.Error)
+	}
+	p, err := n.peer(id)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := p.forward.call(ctx, req, &n.fwdWaiters)
+	if err != nil {
+		return nil, callError("forward "+req.Route+" to", id, err)
+	}
+	return rep, replyError(rep.Error)
+}
+
+// Call runs a user remote on server id.
+func (n *Node) Call(ctx context.Context, id, route string, body []byte) ([]byte, error) {
+	ctx, cancel, ms := n.withDeadline(ctx)
+	defer cancel()
+	req := &clusterpb.CallRequest{Route: route, Body: body, TimeoutMs: ms, From: n.cfg.Self.ID}
+	if id == n.cfg.Self.ID && n.cfg.Call != nil {
+		rep := n.cfg.Call(ctx, req)
+		return rep.Body, replyError(rep.Error)
+	}
+	p, err := n.peer(id)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := p.call.call(ctx, req, &n.callWaiters)
+	if err != nil {
+		return nil, callError("call "+route+" on", id, err)
+	}
+	return rep.Body, replyError(rep.Error)
+}
+
+// Push delivers a push to sessions of frontend id and returns which targets
+// had no session there.
+func (n *Node) Push(ctx context.Context, id string, req *clusterpb.PushRequest) (*clusterpb.PushReply, error) {
+	ctx, cancel, _ := n.withDeadline(ctx)
+	defer cancel()
+	if id == n.cfg.Self.ID && n.cfg.Frontend != nil {
+		rep := n.cfg.Frontend.Push(req)
+		return rep, replyError(rep.Error)
+	}
+	p, err := n.peer(id)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := p.push.call(ctx, req, &n.pushWaiters)
+	if err != nil {
+		return nil, callError("push "+req.Route+" to", id, err)
+	}
+	return rep, replyError(rep.Error)
+}
+
+// Bind binds uid to a session of frontend id.
+func (n *Node) Bind(ctx context.Context, id string, sessionID int64, uid string) (clusterpb.BindStatus, error) {
+	ctx, cancel, _ := n.withDeadline(ctx)
+	defer cancel()
+	if id == n.cfg.Self.ID && n.cfg.Frontend != nil {
+		return n.cfg.Frontend.Bind(ctx, sessionID, uid), nil
+	}
+	p, err := n.peer(id)
+	if err != nil {
+		return 0, err
+	}
+	rep, err := p.client.Bind(ctx, &clusterpb.BindRequest{SessionId: sessionID, Uid: uid})
+	if err != nil {
+		return 0, callError("bind on", id, err)
+	}
+	return rep.Status, nil
+}
+
+// Kick kicks sessions of frontend id and returns how many it found.
+func (n *Node) Kick(ctx context.Context, id string, req *clusterpb.KickRequest) (int, error) {
+	ctx, cancel, _ := n.withDeadline(ctx)
+	defer cancel()
+	if id == n.cfg.Self.ID && n.cfg.Frontend != nil {
+		return n.cfg.Frontend.Kick(ctx, req), nil
+	}
+	p, err := n.peer(id)
+	if err != nil {
+		return 0, err
+	}
+	rep, err := p.client.Kick(ctx, req)
+	if err != nil {
+		return 0, callError("kick on", id, err)
+	}
+	return int(rep.Kicked), nil
+}

@@ -1,0 +1,216 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/shaddock/shaddock/handler"
+	"github.com/shaddock/shaddock/proto/clusterpb"
+)
+
+type fakeFrontend struct {
+	mu     sync.Mutex
+	pushes []*clusterpb.PushRequest
+}
+
+func (f *fakeFrontend) Push(req *clusterpb.PushRequest) *clusterpb.PushReply {
+	f.mu.Lock()
+	f.pushes = append(f.pushes, req)
+	f.mu.Unlock()
+	return &clusterpb.PushReply{MissingUids: []string{"ghost"}}
+}
+
+func (f *fakeFrontend) Bind(ctx context.Context, sid int64, uid string) clusterpb.BindStatus {
+	if uid == "taken" {
+		return clusterpb.BindStatus_BIND_UID_TAKEN
+	}
+	return clusterpb.BindStatus_BIND_OK
+}
+
+func (f *fakeFrontend) Kick(ctx context.Context, req *clusterpb.KickRequest) int {
+	return len(req.SessionIds)
+}
+
+type testNode struct {
+	*Node
+	ln net.Listener
+}
+
+// startNodes starts a frontend "fe" and a backend "be" that know each other.
+func startNodes(t *testing.T) (fe, be *testNode, front *fakeFrontend) {
+	t.Helper()
+	lnF, _ := net.Listen("tcp", "127.0.0.1:0")
+	lnB, _ := net.Listen("tcp", "127.0.0.1:0")
+	member := func(id, typ string, ln net.Listener) Member {
+		host, port, _ := net.SplitHostPort(ln.Addr().String())
+		p, _ := strconv.Atoi(port)
+		return Member{ID: id, Type: typ, Host: host, Port: p, State: StateRunning}
+	}
+	mf, mb := member("fe-1", "connector", lnF), member("be-1", "chat", lnB)
+	front = &fakeFrontend{}
+	mk := func(self Member, ln net.Listener, cfg Config) *testNode {
+		cfg.Self, cfg.Secret = self, "s3cret"
+		cfg.Membership = NewMembership()
+		cfg.Membership.Replace([]Member{mf, mb})
+		n, err := NewNode(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go n.Serve(ln)
+		t.Cleanup(n.Close)
+		return &testNode{Node: n, ln: ln}
+	}
+	fe = mk(mf, lnF, Config{Frontend: front})
+	be = mk(mb, lnB, Config{
+		Forward: func(ctx context.Context, req *clusterpb.ForwardRequest) *clusterpb.ForwardReply {
+			switch req.Route {
+			case "chat.h.fail":
+				return &clusterpb.ForwardReply{Error: ErrorReply(handler.Errorf(418, "teapot"))}
+			case "chat.h.slow":
+				<-ctx.Done()
+				return &clusterpb.ForwardReply{}
+			}
+			return &clusterpb.ForwardReply{Body: append([]byte(req.Session.Uid+":"), req.Body...),
+				Settings: map[string]string{"seen": "yes"}}
+		},
+		Call: func(ctx context.Context, req *clusterpb.CallRequest) *clusterpb.CallReply {
+			return &clusterpb.CallReply{Body: []byte(req.From + "->" + string(req.Body))}
+		},
+	})
+	return fe, be, front
+}
+
+func TestForwardCallPushBindKick(t *testing.T) {
+	fe, be, front := startNodes(t)
+	ctx := context.Background()
+
+	rep, err := fe.Forward(ctx, "be-1", &clusterpb.ForwardRequest{Route: "chat.h.echo", Body: []byte("hi"),
+		Session: &clusterpb.Session{FrontendId: "fe-1", Id: 7, Uid: "u7"}})
+	if err != nil || string(rep.Body) != "u7:hi" || rep.Settings["seen"] != "yes" {
+		t.Fatalf("forward: %v %+v", err, rep)
+	}
+	_, err = fe.Forward(ctx, "be-1", &clusterpb.ForwardRequest{Route: "chat.h.fail", Session: &clusterpb.Session{}})
+	var herr *handler.Error
+	if !errors.As(err, &herr) || herr.Code != 418 || herr.Msg != "teapot" {
+		t.Fatalf("forward error: %v", err)
+	}
+	body, err := fe.Call(ctx, "be-1", "chat.r.m", []byte("x"))
+	if err != nil || string(body) != "fe-1->x" {
+		t.Fatalf("call: %q %v", body, err)
+	}
+	prep, err := be.Push(ctx, "fe-1", &clusterpb.PushRequest{Route: "onChat", Body: []byte("{}"), Uids: []string{"u7", "ghost"}})
+	if err != nil || len(prep.MissingUids) != 1 || len(front.pushes) != 1 {
+		t.Fatalf("push: %v %+v", err, prep)
+	}
+	if st, err := be.Bind(ctx, "fe-1", 7, "taken"); err != nil || st != clusterpb.BindStatus_BIND_UID_TAKEN {
+		t.Fatalf("bind: %v %v", st, err)
+	}
+	if n, err := be.Kick(ctx, "fe-1", &clusterpb.KickRequest{SessionIds: []int64{1, 2}}); err != nil || n != 2 {
+		t.Fatalf("kick: %d %v", n, err)
+	}
+}
+
+func TestManyConcurrentForwardsMatchReplies(t *testing.T) {
+	fe, _, _ := startNodes(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 500)
+	for i := 0; i < 500; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			want := fmt.Sprint(i)
+			rep, err := fe.Forward(context.Background(), "be-1", &clusterpb.ForwardRequest{Route: "chat.h.echo",
+				Body: []byte(want), Session: &clusterpb.Session{Uid: "u"}})
+			if err != nil || string(rep.Body) != "u:"+want {
+				errs <- fmt.Errorf("%d: %v %v", i, rep, err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+func TestDeadlineTravels(t *testing.T) {
+	fe, _, _ := startNodes(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := fe.Forward(ctx, "be-1", &clusterpb.ForwardRequest{Route: "chat.h.slow", Session: &clusterpb.Session{}})
+	var herr *handler.Error
+	if !errors.As(err, &herr) || herr.Code != handler.CodeTimeout {
+		t.Fatalf("err = %v, want a 504", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("took %v", d)
+	}
+}
+
+func TestDeadPeerFailsFastAndLeavesRouting(t *testing.T) {
+	fe, be, _ := startNodes(t)
+	if got := fe.Membership().Eligible("chat"); len(got) != 1 {
+		t.Fatalf("eligible before: %v", got)
+	}
+	if _, err := fe.Call(context.Background(), "be-1", "chat.r.m", nil); err != nil {
+		t.Fatal(err)
+	}
+	be.Close()
+	// Routing drops it once the connection fails.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(fe.Membership().Eligible("chat")) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("dead peer still eligible for routing")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Calls to it fail at once with 503, not after the deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := fe.Call(ctx, "be-1", "chat.r.m", nil)
+	var herr *handler.Error
+	if !errors.As(err, &herr) || herr.Code != handler.CodeUnavailable {
+		t.Fatalf("err = %v, want 503", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("failing took %v", d)
+	}
+}
+
+func TestSecretRequired(t *testing.T) {
+	_, be, _ := startNodes(t)
+	for _, opts := range [][]grpc.DialOption{
+		{grpc.WithTransportCredentials(insecure.NewCredentials())},
+		{grpc.WithTransportCredentials(insecure.NewCredentials()), WithSecret("wrong")},
+	} {
+		cc, err := grpc.NewClient(be.ln.Addr().String(), opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = clusterpb.NewClusterClient(cc).Kick(context.Background(), &clusterpb.KickRequest{})
+		if status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("kick without the secret: %v", err)
+		}
+		st, err := clusterpb.NewClusterClient(cc).Forward(context.Background())
+		if err == nil {
+			_, err = st.Recv()
+		}
+		if status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("stream without the secret: %v", err)
+		}
+		cc.Close()
+	}
+}

@@ -1,0 +1,125 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/shaddock/shaddock/handler"
+	"github.com/shaddock/shaddock/proto/clusterpb"
+)
+
+// service implements clusterpb.ClusterServer on top of the node's handlers.
+type service struct {
+	clusterpb.UnimplementedClusterServer
+	n *Node
+}
+
+// serveStream receives requests until the stream ends, handles each on a
+// pooled goroutine, and sends replies as they complete (in any order).
+func serveStream[Req, Rep any](n *Node, st grpc.BidiStreamingServer[Req, Rep], handle func(ctx context.Context, req *Req) *Rep, timeout func(*Req) uint32) error {
+	var sendMu sync.Mutex
+	for {
+		req, err := st.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled {
+				return nil
+			}
+			return err
+		}
+		n.inflight.Add(1)
+		n.pool.Go(func() {
+			defer n.inflight.Done()
+			ms := timeout(req)
+			if ms == 0 {
+				ms = uint32(n.cfg.Timeout / time.Millisecond)
+			}
+			ctx, cancel := context.WithTimeout(n.ctx, time.Duration(ms)*time.Millisecond)
+			rep := handle(ctx, req)
+			cancel()
+			sendMu.Lock()
+			err := st.Send(rep)
+			sendMu.Unlock()
+			if err != nil {
+				n.log.Debug("reply not sent: stream ended", "err", err)
+			}
+		})
+	}
+}
+
+func (s *service) Forward(st grpc.BidiStreamingServer[clusterpb.ForwardRequest, clusterpb.ForwardReply]) error {
+	if s.n.cfg.Forward == nil {
+		return status.Error(codes.Unimplemented, "this server does not take forwarded messages")
+	}
+	return serveStream(s.n, st, func(ctx context.Context, req *clusterpb.ForwardRequest) *clusterpb.ForwardReply {
+		rep := s.n.cfg.Forward(ctx, req)
+		rep.Seq = req.Seq
+		return rep
+	}, func(r *clusterpb.ForwardRequest) uint32 { return r.TimeoutMs })
+}
+
+func (s *service) Call(st grpc.BidiStreamingServer[clusterpb.CallRequest, clusterpb.CallReply]) error {
+	if s.n.cfg.Call == nil {
+		return status.Error(codes.Unimplemented, "this server has no remotes")
+	}
+	return serveStream(s.n, st, func(ctx context.Context, req *clusterpb.CallRequest) *clusterpb.CallReply {
+		rep := s.n.cfg.Call(ctx, req)
+		rep.Seq = req.Seq
+		return rep
+	}, func(r *clusterpb.CallRequest) uint32 { return r.TimeoutMs })
+}
+
+func (s *service) Push(st grpc.BidiStreamingServer[clusterpb.PushRequest, clusterpb.PushReply]) error {
+	if s.n.cfg.Frontend == nil {
+		return status.Error(codes.Unimplemented, "not a frontend")
+	}
+	// Pushes are cheap and must stay in order per sender: handle them on the
+	// receiving goroutine instead of the pool.
+	for {
+		req, err := st.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled {
+				return nil
+			}
+			return err
+		}
+		rep := s.n.cfg.Frontend.Push(req)
+		rep.Seq = req.Seq
+		if err := st.Send(rep); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *service) Bind(ctx context.Context, req *clusterpb.BindRequest) (*clusterpb.BindReply, error) {
+	if s.n.cfg.Frontend == nil {
+		return nil, status.Error(codes.Unimplemented, "not a frontend")
+	}
+	return &clusterpb.BindReply{Status: s.n.cfg.Frontend.Bind(ctx, req.SessionId, req.Uid)}, nil
+}
+
+func (s *service) Kick(ctx context.Context, req *clusterpb.KickRequest) (*clusterpb.KickReply, error) {
+	if s.n.cfg.Frontend == nil {
+		return nil, status.Error(codes.Unimplemented, "not a frontend")
+	}
+	return &clusterpb.KickReply{Kicked: int32(s.n.cfg.Frontend.Kick(ctx, req))}, nil
+}
+
+// ErrorReply converts a handler error for the wire; nil stays nil. Errors
+// that are not *handler.Error become a generic 500 (the caller logs them).
+func ErrorReply(err error) *clusterpb.Error {
+	if err == nil {
+		return nil
+	}
+	var herr *handler.Error
+	if errors.As(err, &herr) {
+		return &clusterpb.Error{Code: int32(herr.Code), Msg: herr.Msg}
+	}
+	return &clusterpb.Error{Code: handler.CodeInternal, Msg: "internal server error"}
+}
