@@ -1,0 +1,110 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"runtime/debug"
+
+	"github.com/shaddock/shaddock/handler"
+	"github.com/shaddock/shaddock/proto/clusterpb"
+	"github.com/shaddock/shaddock/rpc"
+)
+
+// Cluster is what a backend needs from the cluster transport; *rpc.Node
+// implements it.
+type Cluster interface {
+	Push(ctx context.Context, frontendID string, req *clusterpb.PushRequest) (*clusterpb.PushReply, error)
+	PushMany(ctx context.Context, reqs map[string]*clusterpb.PushRequest) (map[string]*clusterpb.PushReply, error)
+	Bind(ctx context.Context, frontendID string, sessionID int64, uid string) (clusterpb.BindStatus, error)
+	Kick(ctx context.Context, frontendID string, req *clusterpb.KickRequest) (int, error)
+	Membership() *rpc.Membership
+}
+
+// Config configures a Server.
+type Config struct {
+	ID       string
+	Handlers *handler.Mux // client routes of this server's type
+	Remotes  *handler.Mux // remotes of this server's type
+	Cluster  Cluster
+	Logger   *slog.Logger
+}
+
+// Server serves forwarded messages and remotes; plug Forward and Call into
+// the rpc node's configuration.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	sessions *SessionService
+	channels *ChannelService
+}
+
+// New returns a backend server.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Handlers == nil {
+		cfg.Handlers = handler.NewMux()
+	}
+	if cfg.Remotes == nil {
+		cfg.Remotes = handler.NewMux()
+	}
+	cfg.Handlers.Seal()
+	cfg.Remotes.Seal()
+	log := cfg.Logger.With("server", cfg.ID)
+	return &Server{cfg: cfg, log: log,
+		sessions: &SessionService{cluster: cfg.Cluster},
+		channels: newChannelService(cfg.Cluster, log)}
+}
+
+// Sessions returns the session service.
+func (b *Server) Sessions() *SessionService { return b.sessions }
+
+// Channels returns the channel service.
+func (b *Server) Channels() *ChannelService { return b.channels }
+
+// Forward serves one forwarded client message.
+func (b *Server) Forward(ctx context.Context, req *clusterpb.ForwardRequest) *clusterpb.ForwardReply {
+	s := newSession(req.GetSession(), b.cfg.Cluster)
+	var (
+		resp []byte
+		err  error
+	)
+	b.safely(req.Route, func() {
+		resp, err = b.cfg.Handlers.Serve(ctx, handler.Request{Route: req.Route, Body: req.Body, Notify: req.Notify, Session: s})
+	}, &err)
+	b.logFailure(req.Route, err)
+	return &clusterpb.ForwardReply{Body: resp, Error: rpc.ErrorReply(err), Settings: s.changes()}
+}
+
+// Call serves one remote call.
+func (b *Server) Call(ctx context.Context, req *clusterpb.CallRequest) *clusterpb.CallReply {
+	var (
+		resp []byte
+		err  error
+	)
+	b.safely(req.Route, func() {
+		resp, err = b.cfg.Remotes.Serve(ctx, handler.Request{Route: req.Route, Body: req.Body})
+	}, &err)
+	b.logFailure(req.Route, err)
+	return &clusterpb.CallReply{Body: resp, Error: rpc.ErrorReply(err)}
+}
+
+func (b *Server) safely(route string, fn func(), err *error) {
+	defer func() {
+		if r := recover(); r != nil {
+			b.log.Error("handler panicked", "route", route, "panic", r, "stack", string(debug.Stack()))
+			*err = handler.Errorf(handler.CodeInternal, "internal server error")
+		}
+	}()
+	fn()
+}
+
+// logFailure logs errors the client will only see as a generic 500.
+func (b *Server) logFailure(route string, err error) {
+	var herr *handler.Error
+	if err != nil && !errors.As(err, &herr) {
+		b.log.Warn("handler failed", "route", route, "err", err)
+	}
+}

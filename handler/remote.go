@@ -1,0 +1,23 @@
+package handler
+
+import (
+	"context"
+	"encoding/json"
+)
+
+// Remote adapts a typed server-to-server function into a Func for a remote
+// Mux (routes serverType.remote.method). Remotes have no client session:
+// r.Session is nil. Bodies are JSON.
+func Remote[Req, Resp any](fn func(ctx context.Context, req *Req) (*Resp, error)) Func {
+	return func(ctx context.Context, r Request) ([]byte, error) {
+		req := new(Req)
+		if err := decode(r.Body, req); err != nil {
+			return nil, err
+		}
+		resp, err := fn(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(resp)
+	}
+}
