@@ -162,6 +162,14 @@ func (s *Server) stopAccepting() []*Session {
 	return all
 }
 
+// SetShutdownReason changes the kick reason clients get on Shutdown (the
+// master may give one when it stops a server).
+func (s *Server) SetShutdownReason(reason string) {
+	s.mu.Lock()
+	s.cfg.ShutdownReason = reason
+	s.mu.Unlock()
+}
+
 // Shutdown stops accepting, lets every session finish the messages it has
 // already received (new ones are answered 503), kicks it with the configured
 // reason, and waits until every session has closed and its close hooks have
@@ -169,8 +177,11 @@ func (s *Server) stopAccepting() []*Session {
 // error.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
+	s.mu.RLock()
+	reason := s.cfg.ShutdownReason
+	s.mu.RUnlock()
 	for _, sess := range s.stopAccepting() {
-		sess.kickAfterQueued(s.cfg.ShutdownReason)
+		sess.kickAfterQueued(reason)
 	}
 	done := make(chan struct{})
 	go func() { s.active.Wait(); s.serves.Wait(); close(done) }()

@@ -58,6 +58,33 @@ func (d *Dictionary) encodeVersionInput() []byte {
 	return append(b, '}')
 }
 
+// DictionaryFromCodes rebuilds a dictionary from the {route: code} object a
+// server sends in its handshake. Codes must be exactly 1..n.
+func DictionaryFromCodes(codes map[string]uint16) (*Dictionary, error) {
+	routes := make([]string, len(codes))
+	for r, c := range codes {
+		if c == 0 || int(c) > len(codes) || routes[c-1] != "" {
+			return nil, fmt.Errorf("protocol: dictionary codes are not 1..%d (route %q has %d)", len(codes), r, c)
+		}
+		routes[c-1] = r
+	}
+	return NewDictionary(routes)
+}
+
+// UnmarshalJSON decodes Pomelo's {route: code} object.
+func (d *Dictionary) UnmarshalJSON(b []byte) error {
+	var codes map[string]uint16
+	if err := json.Unmarshal(b, &codes); err != nil {
+		return fmt.Errorf("protocol: dictionary: %w", err)
+	}
+	nd, err := DictionaryFromCodes(codes)
+	if err != nil {
+		return err
+	}
+	*d = *nd
+	return nil
+}
+
 // Code returns the code of route, if it has one.
 func (d *Dictionary) Code(route string) (uint16, bool) {
 	if d == nil {

@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"errors"
 	"reflect"
 	"testing"
@@ -218,5 +219,21 @@ func BenchmarkEncodeDataPackage(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf, _ = AppendDataPackage(buf[:0], m, dict)
+	}
+}
+
+func TestDictionaryFromServerJSON(t *testing.T) {
+	var resp HandshakeResponse
+	if err := json.Unmarshal([]byte(`{"code":200,"sys":{"heartbeat":3,"dict":{"a.b.c":2,"onX":1}}}`), &resp); err != nil {
+		t.Fatal(err)
+	}
+	if c, ok := resp.Sys.Dict.Code("a.b.c"); !ok || c != 2 {
+		t.Fatalf("decoded dictionary: code %d %v", c, ok)
+	}
+	for _, bad := range []string{`{"a":1,"b":1}`, `{"a":0}`, `{"a":2}`, `[1]`} {
+		var d Dictionary
+		if err := json.Unmarshal([]byte(bad), &d); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
 	}
 }

@@ -40,6 +40,9 @@ const (
 	MaxBodyLen = 1<<24 - 1
 	// DefaultMaxBodyLen is the default limit a Decoder enforces (64 KiB).
 	DefaultMaxBodyLen = 64 << 10
+
+	// partialStart is the first allocation for a package split over reads.
+	partialStart = 1 << 10
 )
 
 // Errors returned by the package decoder. They are wrapped with details;
@@ -195,7 +198,10 @@ func (d *Decoder) fill(p []byte) (int, error) {
 			return taken, err
 		}
 		d.need = total
-		grown := make([]byte, HeaderLen, total) // exact size: no regrowth
+		// Grow with the bytes that arrive, not to the announced size: a
+		// client that sends a header and stalls must not cost a full
+		// package of memory.
+		grown := make([]byte, HeaderLen, min(total, partialStart))
 		copy(grown, d.partial)
 		d.partial = grown
 	}

@@ -209,3 +209,14 @@ func BenchmarkDecoderFeed(b *testing.B) {
 		_ = d.Feed(buf, func(Package) error { return nil })
 	}
 }
+
+func TestDecoderStalledHeaderHoldsLittleMemory(t *testing.T) {
+	// A header announcing 64 KiB then silence must not cost 64 KiB.
+	var d Decoder
+	if err := d.Feed([]byte{0x04, 0x01, 0x00, 0x00, 'x'}, func(Package) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if c := cap(d.partial); c > 2048 {
+		t.Fatalf("partial package holds %d bytes of capacity", c)
+	}
+}

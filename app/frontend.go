@@ -1,0 +1,114 @@
+package app
+
+import (
+	"context"
+	"errors"
+
+	"github.com/shaddock/shaddock/connector"
+	"github.com/shaddock/shaddock/handler"
+	"github.com/shaddock/shaddock/proto/clusterpb"
+	"github.com/shaddock/shaddock/rpc"
+)
+
+// frontend decides, per client message, whether the route runs here or on
+// a backend, and serves the session operations backends ask of it.
+type frontend struct {
+	typ    string
+	srv    *connector.Server
+	node   *rpc.Node
+	local  *handler.Mux
+	routes map[string]rpc.RouteFunc
+	known  map[string]bool // server types that have client routes
+}
+
+// serve is the connector's handler.
+func (f *frontend) serve(ctx context.Context, r handler.Request) ([]byte, error) {
+	typ := handler.ServerType(r.Route)
+	if typ == f.typ {
+		return f.local.Serve(ctx, r)
+	}
+	if !f.known[typ] {
+		return nil, handler.Errorf(handler.CodeNotFound, "no handler for route %q", r.Route)
+	}
+	servers := f.node.Membership().Eligible(typ)
+	if len(servers) == 0 {
+		return nil, handler.Errorf(handler.CodeUnavailable, "no %s server available", typ)
+	}
+	route := f.routes[typ]
+	if route == nil {
+		route = rpc.DefaultRoute
+	}
+	target, err := route(r.Session, servers)
+	if err != nil {
+		return nil, handler.Errorf(handler.CodeUnavailable, "route %s: %v", r.Route, err)
+	}
+	s := r.Session.(*connector.Session)
+	rep, err := f.node.Forward(ctx, target.ID, &clusterpb.ForwardRequest{
+		Route: r.Route, Body: r.Body, Notify: r.Notify,
+		Session: &clusterpb.Session{FrontendId: s.FrontendID(), Id: s.ID(), Uid: s.UID(), Settings: s.Settings()},
+	})
+	if rep != nil {
+		for k, v := range rep.Settings {
+			s.Set(k, v)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return rep.Body, nil
+}
+
+// Push implements rpc.Frontend.
+func (f *frontend) Push(req *clusterpb.PushRequest) *clusterpb.PushReply {
+	rep := &clusterpb.PushReply{}
+	var err error
+	switch {
+	case req.Broadcast:
+		err = f.srv.Broadcast(req.Route, req.Body)
+	default:
+		if len(req.SessionIds) > 0 {
+			rep.MissingSessionIds, err = f.srv.PushToSessions(req.SessionIds, req.Route, req.Body)
+		}
+		if err == nil && len(req.Uids) > 0 {
+			rep.MissingUids, err = f.srv.PushToUIDs(req.Uids, req.Route, req.Body)
+		}
+	}
+	if err != nil {
+		rep.Error = &clusterpb.Error{Code: handler.CodeBadRequest, Msg: err.Error()}
+	}
+	return rep
+}
+
+// Bind implements rpc.Frontend.
+func (f *frontend) Bind(ctx context.Context, sessionID int64, uid string) clusterpb.BindStatus {
+	s := f.srv.Session(sessionID)
+	if s == nil {
+		return clusterpb.BindStatus_BIND_SESSION_GONE
+	}
+	switch err := s.Bind(ctx, uid); {
+	case err == nil:
+		return clusterpb.BindStatus_BIND_OK
+	case errors.Is(err, handler.ErrUIDBound):
+		return clusterpb.BindStatus_BIND_UID_TAKEN
+	case errors.Is(err, handler.ErrAlreadyBound):
+		return clusterpb.BindStatus_BIND_ALREADY_BOUND
+	default:
+		return clusterpb.BindStatus_BIND_SESSION_GONE
+	}
+}
+
+// Kick implements rpc.Frontend.
+func (f *frontend) Kick(ctx context.Context, req *clusterpb.KickRequest) int {
+	n := 0
+	for _, id := range req.SessionIds {
+		if s := f.srv.Session(id); s != nil && s.Kick(ctx, req.Reason) == nil {
+			n++
+		}
+	}
+	for _, uid := range req.Uids {
+		if s := f.srv.SessionByUID(uid); s != nil && s.Kick(ctx, req.Reason) == nil {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,309 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/shaddock/shaddock/backend"
+	"github.com/shaddock/shaddock/config"
+	"github.com/shaddock/shaddock/connector"
+	"github.com/shaddock/shaddock/handler"
+	"github.com/shaddock/shaddock/proto/clusterpb"
+	"github.com/shaddock/shaddock/protocol"
+	"github.com/shaddock/shaddock/rpc"
+)
+
+// options are Run's command line: what the master passes.
+type options struct {
+	env, id, configPath, master, level string
+	// A server added at runtime (not in servers.toml) describes itself.
+	typ, host, clientHost, group string
+	port, clientPort             int
+	frontend                     bool
+	stopTimeout                  time.Duration
+}
+
+func (a *App) parse(args []string) (*options, error) {
+	o := &options{}
+	fs := a.flags
+	fs.StringVar(&o.env, "env", "development", "environment in the config file")
+	fs.StringVar(&o.id, "id", "", "server id (required)")
+	fs.StringVar(&o.configPath, "config", "servers.toml", "servers.toml path")
+	fs.StringVar(&o.master, "master", "", "master control address host:port (default: from the config)")
+	fs.StringVar(&o.level, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.typ, "type", "", "server type, for a server not in the config")
+	fs.StringVar(&o.host, "host", "", "cluster host, for a server not in the config")
+	fs.IntVar(&o.port, "port", 0, "cluster port, for a server not in the config")
+	fs.StringVar(&o.clientHost, "client-host", "", "client host, for a frontend not in the config")
+	fs.IntVar(&o.clientPort, "client-port", 0, "client port, for a frontend not in the config")
+	fs.BoolVar(&o.frontend, "frontend", false, "frontend, for a server not in the config")
+	fs.StringVar(&o.group, "group", "", "group, for a server not in the config")
+	fs.DurationVar(&o.stopTimeout, "stop-timeout", 10*time.Second, "time in-flight work gets on a graceful stop")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if o.id == "" {
+		return nil, errors.New("--id is required")
+	}
+	return o, nil
+}
+
+// self finds the server in the config, or builds it from flags.
+func (o *options) self(env *config.Env) (rpc.Member, error) {
+	if s, ok := env.Server(o.id); ok {
+		return rpc.Member{ID: s.ID, Type: s.Type, Host: s.Host, Port: s.Port, ClientHost: s.ClientHost,
+			ClientPort: s.ClientPort, Frontend: s.Frontend, Group: s.Group}, nil
+	}
+	if o.typ == "" || o.host == "" || o.port == 0 || (o.frontend && o.clientPort == 0) {
+		return rpc.Member{}, fmt.Errorf("server %q is not in %s (%s); give --type, --host, --port (and --frontend --client-port)", o.id, o.configPath, env.Name)
+	}
+	return rpc.Member{ID: o.id, Type: o.typ, Host: o.host, Port: o.port, ClientHost: o.clientHost,
+		ClientPort: o.clientPort, Frontend: o.frontend, Group: o.group}, nil
+}
+
+// Run serves as the server named by --id until SIGTERM/SIGINT, a stop from
+// the master, or ctx's end, then stops gracefully. args are the command
+// line without the program name.
+func (a *App) Run(ctx context.Context, args []string) error {
+	o, err := a.parse(args)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.level)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	env, err := config.Load(o.configPath, o.env)
+	if err != nil {
+		return err
+	}
+	self, err := o.self(env)
+	if err != nil {
+		return err
+	}
+	secret := os.Getenv(SecretEnv)
+	if secret == "" {
+		return fmt.Errorf("%s is not set: servers are started by the master (master start --id %s)", SecretEnv, o.id)
+	}
+	master := o.master
+	if master == "" {
+		master = net.JoinHostPort(env.Master.Host, strconv.Itoa(env.Master.Port))
+	}
+	self.PID, self.Build, self.Started = os.Getpid(), buildID(), time.Now()
+	log = log.With("server", self.ID)
+	r := &runner{a: a, o: o, self: self, log: log}
+	return r.run(ctx, secret, master)
+}
+
+// runner holds one Run's moving parts.
+type runner struct {
+	a    *App
+	o    *options
+	self rpc.Member
+	log  *slog.Logger
+
+	node     *rpc.Node
+	registry *rpc.Registry
+	front    *connector.Server
+	stopOnce sync.Once
+	stopped  chan stopRequest
+}
+
+type stopRequest struct {
+	reason  string
+	timeout time.Duration
+}
+
+func (r *runner) run(ctx context.Context, secret, master string) error {
+	a, self := r.a, r.self
+	r.stopped = make(chan stopRequest, 1)
+	dict, err := protocol.NewDictionary(append(a.handlers.Routes(), a.dict...))
+	if err != nil {
+		return fmt.Errorf("route dictionary: %w", err)
+	}
+	a.handlers.Seal()
+	a.remotes.Seal()
+
+	mem := a.mem
+	var back *backend.Server
+	nodeCfg := rpc.Config{Self: self, Secret: secret, Membership: mem, Logger: r.log,
+		Call: func(ctx context.Context, req *clusterpb.CallRequest) *clusterpb.CallReply { return back.Call(ctx, req) },
+	}
+	if !self.Frontend {
+		nodeCfg.Forward = func(ctx context.Context, req *clusterpb.ForwardRequest) *clusterpb.ForwardReply {
+			return back.Forward(ctx, req)
+		}
+	}
+	var fe *frontend
+	if self.Frontend {
+		fe = &frontend{typ: self.Type, local: a.handlers, routes: a.routes, known: map[string]bool{}}
+		for _, route := range a.handlers.Routes() {
+			fe.known[handler.ServerType(route)] = true
+		}
+		nodeCfg.Frontend = fe
+	}
+	node, err := rpc.NewNode(nodeCfg)
+	if err != nil {
+		return err
+	}
+	r.node = node
+	back = backend.New(backend.Config{ID: self.ID, Handlers: a.handlers, Remotes: a.remotes, Cluster: node, Logger: r.log})
+
+	clusterLn, err := net.Listen("tcp", self.Addr())
+	if err != nil {
+		node.Close()
+		return fmt.Errorf("listen for the cluster on %s: %w", self.Addr(), err)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go func() { defer wg.Done(); node.Serve(clusterLn) }()
+
+	if self.Frontend {
+		ccfg := connector.Config{ID: self.ID, Type: self.Type, Handler: fe.serve, Dictionary: dict, Logger: r.log,
+			OnSessionClosed: r.sessionClosed}
+		for _, fn := range a.frontendFn {
+			fn(self.Type, &ccfg)
+		}
+		front, err := connector.New(ccfg)
+		if err != nil {
+			node.Close()
+			return err
+		}
+		fe.srv, fe.node, r.front = front, node, front
+	}
+
+	a.mu.Lock()
+	a.info = Info{ID: self.ID, Type: self.Type, Env: r.o.env, Frontend: self.Frontend, Group: self.Group}
+	a.node, a.backend, a.front, a.log = node, back, r.front, r.log
+	a.mu.Unlock()
+
+	regCtx, stopRegistry := context.WithCancel(context.Background())
+	defer stopRegistry()
+	r.registry = rpc.NewRegistry(rpc.RegistryConfig{Master: master, Secret: secret, Self: self, Membership: mem,
+		Connections: r.connections, OnStop: func(reason string, timeout time.Duration) { r.stop(reason, timeout) },
+		Logger: r.log})
+	wg.Add(1)
+	go func() { defer wg.Done(); r.registry.Run(regCtx) }()
+	select {
+	case <-r.registry.Synced():
+	case <-time.After(5 * time.Second):
+		r.log.Warn("no membership from the master yet; starting with an empty cluster view")
+	case <-ctx.Done():
+	}
+
+	serveErr := make(chan error, 2)
+	if r.front != nil {
+		addr := net.JoinHostPort(self.Host, strconv.Itoa(self.ClientPort))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			node.Close()
+			return fmt.Errorf("listen for clients on %s: %w", addr, err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.front.Serve(ln); err != nil && !errors.Is(err, connector.ErrServerClosed) {
+				serveErr <- err
+			}
+		}()
+	}
+	hookCtx, stopHooks := context.WithCancel(context.Background())
+	defer stopHooks()
+	info := a.Info()
+	for _, fn := range a.onServe {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(hookCtx, info); err != nil {
+				serveErr <- fmt.Errorf("serve hook: %w", err)
+			}
+		}()
+	}
+	r.registry.SetState(rpc.StateRunning)
+	r.log.Info("server running", "type", self.Type, "cluster", self.Addr(), "client_port", self.ClientPort, "pid", self.PID, "build", self.Build)
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sig)
+	req := stopRequest{reason: "server shutting down", timeout: r.o.stopTimeout}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case s := <-sig:
+		r.log.Info("signal received; stopping", "signal", s.String())
+	case req = <-r.stopped:
+		r.log.Info("master asked to stop", "reason", req.reason)
+	case runErr = <-serveErr:
+		r.log.Error("stopping after a failure", "err", runErr)
+	}
+	r.shutdown(req)
+	stopHooks()
+	stopRegistry()
+	return runErr
+}
+
+// stop asks run to stop, once.
+func (r *runner) stop(reason string, timeout time.Duration) {
+	if timeout <= 0 {
+		timeout = r.o.stopTimeout
+	}
+	if reason == "" {
+		reason = "server shutting down"
+	}
+	r.stopOnce.Do(func() { r.stopped <- stopRequest{reason: reason, timeout: timeout} })
+}
+
+// shutdown stops gracefully: leave routing, let the clients' in-flight
+// messages finish and kick them, let peers' requests finish, close.
+func (r *runner) shutdown(req stopRequest) {
+	start := time.Now()
+	r.registry.SetState(rpc.StateStopping)
+	ctx, cancel := context.WithTimeout(context.Background(), req.timeout)
+	defer cancel()
+	if r.front != nil {
+		r.front.SetShutdownReason(req.reason)
+		if err := r.front.Shutdown(ctx); err != nil {
+			r.log.Warn("clients did not all finish in time", "err", err)
+		}
+	} else {
+		// Give peers a moment to see us leave routing before waiting for
+		// what they already sent.
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+		}
+	}
+	if err := r.node.Shutdown(ctx); err != nil {
+		r.log.Warn("cluster requests did not all finish in time", "err", err)
+	}
+	r.log.Info("server stopped", "took", time.Since(start).Round(time.Millisecond))
+}
+
+func (r *runner) connections() int {
+	if r.front == nil {
+		return 0
+	}
+	return r.front.Len()
+}
+
+func (r *runner) sessionClosed(s *connector.Session) {
+	if len(r.a.onClosed) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, fn := range r.a.onClosed {
+		fn(ctx, s)
+	}
+}

@@ -1,0 +1,78 @@
+// Package gate answers the question every client asks first: which
+// connector should I hold my connection to? It implements Pomelo's
+// gate.gateHandler.queryEntry: the connector at
+// abs(int32(crc32(uid))) % n among the eligible connectors sorted by id,
+// so a user lands on the same connector every time the topology is the same.
+//
+// Eligible means registered and running, reachable from the gate, and in
+// the gate's group when the gate has one (rolling updates send a group's
+// clients to that group's connectors only). Draining connectors are not
+// running, so they are never offered.
+package gate
+
+import (
+	"context"
+
+	"github.com/shaddock/shaddock/handler"
+	"github.com/shaddock/shaddock/rpc"
+)
+
+// Route is the route the gate serves.
+const Route = "gate.gateHandler.queryEntry"
+
+// Config configures the dispatcher.
+type Config struct {
+	Membership    *rpc.Membership
+	ConnectorType string // server type to hand out; default "connector"
+	Group         string // the gate's group; "" means any
+}
+
+// Request is the queryEntry body.
+type Request struct {
+	UID string `json:"uid"`
+}
+
+// Response is the queryEntry answer: {code:200, host, port} or {code:500}.
+type Response struct {
+	Code int    `json:"code"`
+	Host string `json:"host,omitempty"`
+	Port int    `json:"port,omitempty"`
+}
+
+// Pick returns the connector for uid, or false if none is eligible.
+func Pick(cfg Config, uid string) (rpc.Member, bool) {
+	typ := cfg.ConnectorType
+	if typ == "" {
+		typ = "connector"
+	}
+	all := cfg.Membership.Eligible(typ)
+	eligible := all
+	if cfg.Group != "" {
+		eligible = make([]rpc.Member, 0, len(all))
+		for _, m := range all {
+			if m.Group == cfg.Group {
+				eligible = append(eligible, m)
+			}
+		}
+	}
+	m, err := rpc.Pick(uid, eligible)
+	return m, err == nil
+}
+
+// QueryEntry returns the handler for Route.
+func QueryEntry(cfg Config) handler.Func {
+	return handler.Typed(func(ctx context.Context, s handler.Session, req *Request) (*Response, error) {
+		if req.UID == "" {
+			return &Response{Code: 500}, nil
+		}
+		m, ok := Pick(cfg, req.UID)
+		if !ok {
+			return &Response{Code: 500}, nil
+		}
+		host := m.ClientHost
+		if host == "" {
+			host = m.Host
+		}
+		return &Response{Code: 200, Host: host, Port: m.ClientPort}, nil
+	})
+}
