@@ -321,3 +321,19 @@ func TestDocListsEveryKey(t *testing.T) {
 		}
 	}
 }
+
+// The servers.toml shipped at the repository root must always load.
+func TestRepositoryServersTOML(t *testing.T) {
+	for _, env := range []string{"development", "production"} {
+		e, err := Load("../servers.toml", env)
+		if err != nil {
+			t.Fatalf("%s: %v", env, err)
+		}
+		if env == "development" {
+			gate, ok := e.Server("gate-server-1")
+			if !ok || gate.ClientPort != 3014 || len(gate.Args) != 1 || len(e.ServersOfType("connector")) != 2 || len(e.ServersOfType("chat")) != 2 {
+				t.Fatalf("development topology changed: %+v", e.Servers)
+			}
+		}
+	}
+}

@@ -32,12 +32,17 @@ type Config struct {
 	// push routes. Nil for none.
 	Dictionary *protocol.Dictionary
 
-	Heartbeat        time.Duration // interval announced to clients; default 30 s, negative disables
+	Heartbeat        time.Duration // interval announced to clients, whole seconds (rounded up); default 30 s, negative disables
 	HeartbeatTimeout time.Duration // silence that closes a session; default 2× Heartbeat
 	HandshakeTimeout time.Duration // from accept to handshake-ack; default 10 s
 	MaxPackageSize   int           // largest package body accepted; default 64 KiB
 	WriteQueueBytes  int           // queued bytes beyond which a client is deemed not reading; default 256 KiB
 	WriteTimeout     time.Duration // one write to a client; default 10 s
+	// SocketSendBuffer sets SO_SNDBUF on client connections so that a client
+	// that stops reading fills the write queue (and is closed) after this
+	// much, not after the kernel's auto-tuned megabytes; default 128 KiB,
+	// negative leaves the kernel default.
+	SocketSendBuffer int
 	RequestTimeout   time.Duration // deadline of a handler's context; default 10 s
 	MaxPending       int           // messages queued per session before reading pauses; default 32
 	// RequestRate limits requests and notifies per second per session, with
@@ -73,6 +78,11 @@ func (c *Config) setDefaults() error {
 	if c.Heartbeat < 0 {
 		c.Heartbeat = 0
 	}
+	// The handshake announces whole seconds; round up so the interval the
+	// client hears is never shorter than the one enforced.
+	if r := c.Heartbeat % time.Second; r != 0 {
+		c.Heartbeat += time.Second - r
+	}
 	if c.HeartbeatTimeout == 0 {
 		c.HeartbeatTimeout = 2 * c.Heartbeat
 	}
@@ -90,6 +100,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 10 * time.Second
+	}
+	if c.SocketSendBuffer == 0 {
+		c.SocketSendBuffer = 128 << 10
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 10 * time.Second

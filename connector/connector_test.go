@@ -35,6 +35,8 @@ func TestHandshakeRequestPushHeartbeatKick(t *testing.T) {
 		}
 		c.dict, _ = protocol.NewDictionary([]string{"connector.echo.echo", "onPush"})
 		c.sendPkg(protocol.HandshakeAck, nil)
+		// Like Pomelo, the server answers the ack with a heartbeat.
+		c.expect(protocol.Heartbeat)
 
 		// Request with a compressed route: flag 0x01, id 1, code 0x0001.
 		c.send([]byte{0x04, 0x00, 0x00, 0x06, 0x01, 0x01, 0x00, 0x01, '{', '}'})
@@ -167,6 +169,7 @@ func TestDataBeforeAckIgnored(t *testing.T) {
 	c.dict, _ = protocol.NewDictionary([]string{"connector.echo.echo", "onPush"})
 	c.sendMsg(protocol.Message{Type: protocol.Request, ID: 1, Route: "connector.echo.echo", Body: []byte("early")})
 	c.sendPkg(protocol.HandshakeAck, nil)
+	c.expect(protocol.Heartbeat)
 	if m := c.request(2, "connector.echo.echo", "late"); string(m.Body) != "late" {
 		t.Fatalf("got %+v", m)
 	}
@@ -202,6 +205,18 @@ func TestHandshakeRefusals(t *testing.T) {
 	c.sendPkg(protocol.Handshake, []byte(`{"sys":{"version":"1"},"user":{"token":"secret"}}`))
 	if p := c.expect(protocol.Handshake); !strings.Contains(string(p.Body), `"user":{"welcome":"yes"}`) {
 		t.Fatalf("answer %s lacks the user part", p.Body)
+	}
+}
+
+func TestHeartbeatRoundedUpToWholeSeconds(t *testing.T) {
+	srv := startServer(t, Config{Heartbeat: 1500 * time.Millisecond})
+	c := dialRaw(t, srv.addr, false)
+	c.sendPkg(protocol.Handshake, []byte(`{"sys":{}}`))
+	if p := c.expect(protocol.Handshake); !strings.Contains(string(p.Body), `"heartbeat":2`) {
+		t.Fatalf("answer %s, want heartbeat 2", p.Body)
+	}
+	if srv.cfg.HeartbeatTimeout != 4*time.Second {
+		t.Fatalf("timeout %v, want 2× the rounded interval", srv.cfg.HeartbeatTimeout)
 	}
 }
 

@@ -265,6 +265,9 @@ func (c *rawClient) handshake() protocol.HandshakeResponse {
 	}
 	c.dict, _ = protocol.NewDictionary(routes)
 	c.sendPkg(protocol.HandshakeAck, nil)
+	if resp.Sys.Heartbeat > 0 {
+		c.expect(protocol.Heartbeat) // sent in answer to the ack
+	}
 	return protocol.HandshakeResponse{Code: resp.Code, User: resp.User}
 }
 

@@ -96,7 +96,9 @@ func (s *Session) feed(p []byte) error {
 }
 
 // touch pushes the heartbeat deadline out, at most every quarter timeout so
-// a busy connection does not reset a timer per read.
+// a busy connection does not reset a timer per read. The deadline carries
+// that quarter as slack: a client is closed after between 1 and 1.25 times
+// the timeout of silence, never before the full timeout.
 func (s *Session) touch() {
 	timeout := s.srv.cfg.HeartbeatTimeout
 	if s.state.Load() != stWorking || timeout <= 0 {
@@ -107,7 +109,7 @@ func (s *Session) touch() {
 		return
 	}
 	s.deadlineAt = now.UnixNano()
-	s.nc.SetReadDeadline(now.Add(timeout))
+	s.nc.SetReadDeadline(now.Add(timeout + timeout/4))
 }
 
 func (s *Session) onPackage(p protocol.Package) error {
@@ -123,6 +125,11 @@ func (s *Session) onPackage(p protocol.Package) error {
 				s.touch()
 			} else {
 				s.nc.SetReadDeadline(time.Time{})
+			}
+			if s.srv.cfg.Heartbeat > 0 {
+				// Pomelo answers the ack with a heartbeat, and its JS client
+				// only starts heartbeating once it has received one.
+				s.enqueueWrite(outbound{b: s.srv.heartbeatPkg}, false)
 			}
 		}
 	case protocol.Heartbeat:

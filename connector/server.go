@@ -111,6 +111,9 @@ func (s *Server) Serve(l net.Listener) error {
 			return fmt.Errorf("connector %s: accept: %w", s.cfg.ID, err)
 		}
 		backoff = 0
+		if tc, ok := nc.(*net.TCPConn); ok && s.cfg.SocketSendBuffer > 0 {
+			tc.SetWriteBuffer(s.cfg.SocketSendBuffer)
+		}
 		sess := s.register(nc)
 		if sess == nil {
 			continue

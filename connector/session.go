@@ -192,7 +192,8 @@ func (s *Session) Push(ctx context.Context, route string, v any) error {
 }
 
 // Kick sends the client a kick package with reason and closes the session
-// once it is written.
+// once it is written. Nothing is sent after the kick: a handler that kicks
+// its own session gets no response to the client (as in Pomelo).
 func (s *Session) Kick(ctx context.Context, reason string) error {
 	if !s.kick(reason) {
 		return errSessionGone
