@@ -95,6 +95,7 @@ func (a *App) Run(ctx context.Context, args []string) error {
 	if secret == "" {
 		return fmt.Errorf("%s is not set: servers are started by the master (master start --id %s)", SecretEnv, o.id)
 	}
+	os.Unsetenv(SecretEnv) // not inherited by anything the game starts
 	master := o.master
 	if master == "" {
 		master = net.JoinHostPort(env.Master.Host, strconv.Itoa(env.Master.Port))
@@ -204,7 +205,7 @@ func (r *runner) run(ctx context.Context, secret, master string) error {
 
 	serveErr := make(chan error, 2)
 	if r.front != nil {
-		addr := net.JoinHostPort(self.Host, strconv.Itoa(self.ClientPort))
+		addr := net.JoinHostPort(clientListenHost(self), strconv.Itoa(self.ClientPort))
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			node.Close()
@@ -306,4 +307,32 @@ func (r *runner) sessionClosed(s *connector.Session) {
 	for _, fn := range r.a.onClosed {
 		fn(ctx, s)
 	}
+}
+
+// clientListenHost is where a frontend accepts clients: its clientHost when
+// that is an address of this machine, else every interface, as Pomelo does
+// (clientHost is then what clients are told, e.g. a public name in front of
+// NAT, and not something this machine can bind).
+func clientListenHost(m rpc.Member) string {
+	host := m.ClientHost
+	if host == "" {
+		return m.Host
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return ""
+	}
+	if ip.IsLoopback() {
+		return host
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return ""
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+			return host
+		}
+	}
+	return ""
 }

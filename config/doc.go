@@ -17,7 +17,7 @@
 //
 //	[development]
 //	binary = "bin/chat"   # required: the game binary every server runs, relative to base unless absolute
-//	base = "."            # working directory on every host (default ".")
+//	base = "."            # working directory on every host (default "."); relative to the config file's directory
 //
 //	[development.master]  # required
 //	id = "master-server-1"

@@ -220,3 +220,10 @@ func TestErrorCaps(t *testing.T) {
 		t.Errorf("got %d lines, last %q", len(lines), lines[len(lines)-1])
 	}
 }
+
+func TestUnsafeEnvironmentName(t *testing.T) {
+	_, err := Parse("servers.toml", []byte("[\"../x\"]\nbinary = \"b\"\n"), "../x")
+	if err == nil || err.Error() != `servers.toml:1: environment name "../x" must match ^[A-Za-z][A-Za-z0-9_-]*$` {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -77,6 +77,10 @@ func parse(name string, data []byte, envName string) (*Env, error) {
 		}
 		return nil, &Error{File: name, Msg: fmt.Sprintf("environment %q not found (%s)", envName, have), err: ErrUnknownEnv}
 	}
+	if !typeRE.MatchString(envName) {
+		// The name ends up in run/ and log file names: keep it plain.
+		return nil, &Error{File: name, Line: p.lines.line(envName), Msg: fmt.Sprintf("environment name %q must match %s", envName, typeRE)}
+	}
 	env := p.env(envName, m)
 	if err := p.err(); err != nil {
 		return nil, err

@@ -366,6 +366,61 @@ func (n *Node) Push(ctx context.Context, id string, req *clusterpb.PushRequest) 
 	return rep, replyError(rep.Error)
 }
 
+// PushMany sends pushes to several frontends at once (one request per
+// frontend, keyed by its id) and waits for every reply. It returns the
+// replies and the first error; a frontend that failed has no reply.
+func (n *Node) PushMany(ctx context.Context, reqs map[string]*clusterpb.PushRequest) (map[string]*clusterpb.PushReply, error) {
+	ctx, cancel, _ := n.withDeadline(ctx)
+	defer cancel()
+	type started struct {
+		p  *peer
+		in inflight[clusterpb.PushReply]
+	}
+	var (
+		firstErr error
+		replies  = make(map[string]*clusterpb.PushReply, len(reqs))
+		sent     = make(map[string]started, len(reqs))
+	)
+	note := func(err error) {
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	for id, req := range reqs {
+		if id == n.cfg.Self.ID && n.cfg.Frontend != nil {
+			rep := n.cfg.Frontend.Push(req)
+			replies[id] = rep
+			if err := replyError(rep.Error); err != nil {
+				note(err)
+			}
+			continue
+		}
+		p, err := n.peer(id)
+		if err != nil {
+			note(err)
+			continue
+		}
+		in, err := p.push.start(req, &n.pushWaiters)
+		if err != nil {
+			note(callError("push "+req.Route+" to", id, err))
+			continue
+		}
+		sent[id] = started{p, in}
+	}
+	for id, s := range sent {
+		rep, err := s.p.push.wait(ctx, s.in, &n.pushWaiters)
+		if err != nil {
+			note(callError("push to", id, err))
+			continue
+		}
+		replies[id] = rep
+		if err := replyError(rep.Error); err != nil {
+			note(err)
+		}
+	}
+	return replies, firstErr
+}
+
 // Bind binds uid to a session of frontend id.
 func (n *Node) Bind(ctx context.Context, id string, sessionID int64, uid string) (clusterpb.BindStatus, error) {
 	ctx, cancel, _ := n.withDeadline(ctx)

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/shaddock/shaddock/proto/masterpb"
 )
@@ -52,7 +53,7 @@ func NewRegistry(cfg RegistryConfig) *Registry {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Registry{cfg: cfg, log: cfg.Logger.With("server", cfg.Self.ID, "master", cfg.Master),
+	return &Registry{cfg: cfg, log: cfg.Logger.With("master", cfg.Master),
 		state: StateStarting, kick: make(chan struct{}, 1), synced: make(chan struct{})}
 }
 
@@ -79,7 +80,10 @@ func (r *Registry) Synced() <-chan struct{} { return r.synced }
 // Run keeps the registration alive until ctx ends.
 func (r *Registry) Run(ctx context.Context) error {
 	cc, err := grpc.NewClient(r.cfg.Master,
-		grpc.WithTransportCredentials(insecure.NewCredentials()), WithSecret(r.cfg.Secret))
+		grpc.WithTransportCredentials(insecure.NewCredentials()), WithSecret(r.cfg.Secret),
+		// Heartbeats only flow to the master; keepalive pings notice a master
+		// whose host vanished without resetting the connection.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}))
 	if err != nil {
 		return fmt.Errorf("registry: dial master %s: %w", r.cfg.Master, err)
 	}

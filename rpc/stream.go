@@ -57,16 +57,32 @@ func newCaller[Req, Rep any](ctx context.Context, name string,
 
 // call sends req and waits for its reply or ctx's end.
 func (c *caller[Req, Rep]) call(ctx context.Context, req *Req, waiters *waiterPool[Rep]) (*Rep, error) {
-	st, err := c.current()
+	p, err := c.start(req, waiters)
 	if err != nil {
 		return nil, err
+	}
+	return c.wait(ctx, p, waiters)
+}
+
+// inflight is a sent request whose reply has not been collected.
+type inflight[Rep any] struct {
+	seq uint64
+	w   chan result[Rep]
+}
+
+// start sends req without waiting, so one goroutine can fan a message out to
+// several peers and then collect the replies.
+func (c *caller[Req, Rep]) start(req *Req, waiters *waiterPool[Rep]) (inflight[Rep], error) {
+	st, err := c.current()
+	if err != nil {
+		return inflight[Rep]{}, err
 	}
 	w := waiters.get()
 	c.mu.Lock()
 	if c.stream != st { // failed between current() and here
 		c.mu.Unlock()
 		waiters.put(w)
-		return nil, fmt.Errorf("%s: %w", c.name, errStreamClosed)
+		return inflight[Rep]{}, fmt.Errorf("%s: %w", c.name, errStreamClosed)
 	}
 	c.seq++
 	seq := c.seq
@@ -79,23 +95,26 @@ func (c *caller[Req, Rep]) call(ctx context.Context, req *Req, waiters *waiterPo
 	c.sendMu.Unlock()
 	if err != nil {
 		c.fail(st, err)
-		r := <-w // fail delivered the error to every waiter, ours included
-		waiters.put(w)
-		return nil, r.err
 	}
+	// On a send failure, fail has delivered the error to w: wait returns it.
+	return inflight[Rep]{seq: seq, w: w}, nil
+}
+
+// wait collects the reply of a started request, or gives up at ctx's end.
+func (c *caller[Req, Rep]) wait(ctx context.Context, p inflight[Rep], waiters *waiterPool[Rep]) (*Rep, error) {
 	select {
-	case r := <-w:
-		waiters.put(w)
+	case r := <-p.w:
+		waiters.put(p.w)
 		return r.rep, r.err
 	case <-ctx.Done():
 		c.mu.Lock()
-		_, still := c.pending[seq]
-		delete(c.pending, seq)
+		_, still := c.pending[p.seq]
+		delete(c.pending, p.seq)
 		c.mu.Unlock()
 		if !still {
-			<-w // a reply or failure raced the deadline; drain it so w can be reused
+			<-p.w // a reply or failure raced the deadline; drain it so w can be reused
 		}
-		waiters.put(w)
+		waiters.put(p.w)
 		return nil, ctx.Err()
 	}
 }

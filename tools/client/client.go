@@ -180,6 +180,27 @@ func handshakeRequest(opts *Options, isWS bool) ([]byte, error) {
 // protocol has no error response. The error is ctx's when ctx ends first,
 // or wraps the reason the connection ended (ErrClosed, *KickedError, ...).
 func (c *Client) Request(ctx context.Context, route string, body []byte) ([]byte, error) {
+	p, err := c.Go(ctx, route, body)
+	if err != nil {
+		return nil, err
+	}
+	return p.Wait(ctx)
+}
+
+// Pending is a request that has been queued for sending and whose response
+// has not been collected. Collect it exactly once with Wait.
+type Pending struct {
+	c     *Client
+	id    uint64
+	route string
+	cl    *call
+}
+
+// Go queues a request and returns without waiting for the response.
+// Requests from one goroutine go on the wire in the order of their Go calls
+// (Request from several goroutines gives no order), which matters because a
+// server handles a session's messages in arrival order.
+func (c *Client) Go(ctx context.Context, route string, body []byte) (*Pending, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("request %s: %w", route, err)
 	}
@@ -200,18 +221,23 @@ func (c *Client) Request(ctx context.Context, route string, body []byte) ([]byte
 		c.release(id, cl)
 		return nil, fmt.Errorf("request %s: %w", route, err)
 	}
+	return &Pending{c: c, id: id, route: route, cl: cl}, nil
+}
+
+// Wait returns the response body, or ctx's error when ctx ends first.
+func (p *Pending) Wait(ctx context.Context) ([]byte, error) {
 	select {
-	case <-cl.ch:
-		resp, err := cl.body, cl.err
-		cl.body, cl.err = nil, nil
-		callPool.Put(cl)
+	case <-p.cl.ch:
+		resp, err := p.cl.body, p.cl.err
+		p.cl.body, p.cl.err = nil, nil
+		callPool.Put(p.cl)
 		if err != nil {
-			return nil, fmt.Errorf("request %s: %w", route, err)
+			return nil, fmt.Errorf("request %s: %w", p.route, err)
 		}
 		return resp, nil
 	case <-ctx.Done():
-		c.release(id, cl)
-		return nil, fmt.Errorf("request %s: %w", route, ctx.Err())
+		p.c.release(p.id, p.cl)
+		return nil, fmt.Errorf("request %s: %w", p.route, ctx.Err())
 	}
 }
 

@@ -874,3 +874,40 @@ func TestNoLeak(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Requests started with Go from one goroutine reach the server in call order,
+// which a server relies on (it runs a session's messages in arrival order).
+func TestGoKeepsWireOrder(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			s := clienttest.Start(t, clienttest.Config{})
+			c, sc := dial(t, s, tr.opt, Options{})
+			ctx := testCtx(t)
+			if _, err := sc.Expect(ctx, protocol.HandshakeAck); err != nil {
+				t.Fatal(err)
+			}
+			var pend []*Pending
+			for i := 0; i < 200; i++ {
+				p, err := c.Go(ctx, fmt.Sprintf("r.h.m%d", i), []byte(fmt.Sprint(i)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				pend = append(pend, p)
+			}
+			for i := 0; i < 200; i++ {
+				e, err := sc.Expect(ctx, protocol.Data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := fmt.Sprintf("r.h.m%d", i); e.Msg.Route != want {
+					t.Fatalf("message %d on the wire is %s, want %s", i, e.Msg.Route, want)
+				}
+			}
+			for i, p := range pend {
+				if body, err := p.Wait(ctx); err != nil || string(body) != fmt.Sprint(i) {
+					t.Fatalf("response %d: %q %v", i, body, err)
+				}
+			}
+		})
+	}
+}

@@ -194,10 +194,24 @@ func (k *console) exec(ctx context.Context, c *client.Client, line string, pendi
 		if !ok {
 			return false
 		}
+		// Send now, in input order (the server runs a session's requests in
+		// arrival order: enter before send); wait for the answer aside.
+		rctx, cancel := ctx, context.CancelFunc(func() {})
+		if opts.timeout > 0 {
+			rctx, cancel = context.WithTimeout(ctx, opts.timeout)
+		}
+		start := time.Now()
+		p, err := c.Go(rctx, route, body)
+		if err != nil {
+			cancel()
+			k.errorf("%v", err)
+			return false
+		}
 		pending.Add(1)
 		go func() {
 			defer pending.Done()
-			k.request(ctx, c, route, body, opts.timeout)
+			defer cancel()
+			k.awaitResponse(rctx, p, route, start)
 		}()
 	case "notify":
 		route, body, ok := k.routeAndBody(cmd, rest)
@@ -263,14 +277,8 @@ func (k *console) routeAndBody(cmd, rest string) (string, []byte, bool) {
 	return route, []byte(body), true
 }
 
-func (k *console) request(ctx context.Context, c *client.Client, route string, body []byte, timeout time.Duration) {
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
-	start := time.Now()
-	resp, err := c.Request(ctx, route, body)
+func (k *console) awaitResponse(ctx context.Context, p *client.Pending, route string, start time.Time) {
+	resp, err := p.Wait(ctx)
 	rtt := time.Since(start)
 	if err != nil {
 		k.errorf("%v", err)

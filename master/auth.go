@@ -1,0 +1,83 @@
+package master
+
+import (
+	"context"
+	"crypto/subtle"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/shaddock/shaddock/rpc"
+)
+
+// Method prefixes of the two services on the control port.
+const (
+	registryPrefix = "/shaddock.master.v1.Registry/"
+	adminPrefix    = "/shaddock.master.v1.Admin/"
+)
+
+// authorizer checks every call on the control port: registry calls carry
+// the cluster secret, admin calls the admin token. Anything else is refused.
+type authorizer struct {
+	secret, token string
+}
+
+func (a authorizer) check(ctx context.Context, method string) error {
+	md, _ := metadata.FromIncomingContext(ctx)
+	switch {
+	case strings.HasPrefix(method, registryPrefix):
+		if !oneEqual(md.Get(rpc.SecretHeader), a.secret) {
+			return status.Error(codes.Unauthenticated, "missing or wrong cluster secret")
+		}
+	case strings.HasPrefix(method, adminPrefix):
+		var got []string
+		for _, v := range md.Get("authorization") {
+			if t, ok := strings.CutPrefix(v, "Bearer "); ok {
+				got = append(got, t)
+			}
+		}
+		if !oneEqual(got, a.token) {
+			return status.Error(codes.Unauthenticated, "missing or wrong admin token (authorization: Bearer TOKEN)")
+		}
+	default:
+		return status.Errorf(codes.Unauthenticated, "unknown method %s", method)
+	}
+	return nil
+}
+
+// oneEqual reports whether vals is exactly one value equal to want, in
+// constant time.
+func oneEqual(vals []string, want string) bool {
+	return len(vals) == 1 && want != "" && subtle.ConstantTimeCompare([]byte(vals[0]), []byte(want)) == 1
+}
+
+func (a authorizer) serverOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			if err := a.check(ctx, info.FullMethod); err != nil {
+				return nil, err
+			}
+			return h(ctx, req)
+		}),
+		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			if err := a.check(ss.Context(), info.FullMethod); err != nil {
+				return err
+			}
+			return h(srv, ss)
+		}),
+	}
+}
+
+// tokenCreds sends the admin token on every call.
+type tokenCreds string
+
+func (t tokenCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(t)}, nil
+}
+
+// RequireTransportSecurity is false: the admin API listens where the config
+// says, normally loopback or a private network, as the registry does.
+func (tokenCreds) RequireTransportSecurity() bool { return false }

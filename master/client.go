@@ -1,0 +1,351 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/shaddock/shaddock/config"
+	"github.com/shaddock/shaddock/proto/masterpb"
+)
+
+// Client talks to the running master of one environment through its admin
+// API. It is what the `master` CLI is made of.
+type Client struct {
+	Env   *config.Env
+	Paths Paths
+	cc    *grpc.ClientConn
+	admin masterpb.AdminClient
+}
+
+// Dial loads env from the config file and connects to its running master,
+// with the token from the default run directory (run/ beside the config).
+// It fails with ErrNotRunning (wrapped) if no master runs for env.
+func Dial(ctx context.Context, env, configPath string) (*Client, error) {
+	abs, err := filepath.Abs(configPath)
+	if err != nil {
+		return nil, err
+	}
+	e, err := config.Load(abs, env)
+	if err != nil {
+		return nil, err
+	}
+	return DialEnv(ctx, e, DefaultPaths(abs))
+}
+
+// DialEnv is Dial for a loaded environment and explicit paths.
+func DialEnv(_ context.Context, env *config.Env, paths Paths) (*Client, error) {
+	if _, err := paths.MasterPID(env.Name); err != nil {
+		return nil, err
+	}
+	token, err := readToken(paths.TokenFile(env.Name))
+	if err != nil {
+		return nil, fmt.Errorf("dial master of env %s: %w", env.Name, err)
+	}
+	addr := net.JoinHostPort(env.Master.Host, strconv.Itoa(env.Master.Port))
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(tokenCreds(token)))
+	if err != nil {
+		return nil, fmt.Errorf("dial master %s: %w", addr, err)
+	}
+	return &Client{Env: env, Paths: paths, cc: cc, admin: masterpb.NewAdminClient(cc)}, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.cc.Close() }
+
+// List returns the servers and their state.
+func (c *Client) List(ctx context.Context) (*masterpb.ListReply, error) {
+	rep, err := c.admin.List(ctx, &masterpb.ListRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("list: %w", err)
+	}
+	return rep, nil
+}
+
+// Stop stops the selected servers (and the master, if req.Master), calling
+// progress with each line as it comes; it returns when the master has
+// answered for every server.
+func (c *Client) Stop(ctx context.Context, req *masterpb.StopRequest, progress func(*masterpb.Progress)) error {
+	st, err := c.admin.Stop(ctx, req)
+	if err != nil {
+		return fmt.Errorf("stop: %w", err)
+	}
+	return drain("stop", st, progress)
+}
+
+// Kill kills the selected servers.
+func (c *Client) Kill(ctx context.Context, sel *masterpb.Selector, progress func(*masterpb.Progress)) error {
+	st, err := c.admin.Kill(ctx, &masterpb.StopRequest{Select: sel})
+	if err != nil {
+		return fmt.Errorf("kill: %w", err)
+	}
+	return drain("kill", st, progress)
+}
+
+// Start starts the selected servers and waits until they run.
+func (c *Client) Start(ctx context.Context, sel *masterpb.Selector, progress func(*masterpb.Progress)) error {
+	st, err := c.admin.Start(ctx, &masterpb.StartRequest{Select: sel})
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	return drain("start", st, progress)
+}
+
+func drain(op string, st grpc.ServerStreamingClient[masterpb.Progress], progress func(*masterpb.Progress)) error {
+	for {
+		p, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		if progress != nil {
+			progress(p)
+		}
+	}
+}
+
+// StopAll stops every server and then the master, and returns once all of
+// them have exited: it checks each server's pid, and that the master has
+// released its pid file (and its process is gone).
+func (c *Client) StopAll(ctx context.Context, reason string, progress func(*masterpb.Progress)) error {
+	rep, err := c.List(ctx)
+	if err != nil {
+		return err
+	}
+	stopErr := c.Stop(ctx, &masterpb.StopRequest{Reason: reason, Master: true}, progress)
+	var errs []error
+	if stopErr != nil && status.Code(stopErr) != codes.Unavailable {
+		errs = append(errs, stopErr)
+	}
+	if err := WaitMasterExit(ctx, c.Paths, c.Env.Name, int(rep.MasterPid)); err != nil {
+		errs = append(errs, err)
+	}
+	if err := WaitExited(ctx, pidsOf(rep, nil)); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// StopServers stops the selected servers and returns once their processes
+// (as listed before the stop) have exited.
+func (c *Client) StopServers(ctx context.Context, sel *masterpb.Selector, reason string, progress func(*masterpb.Progress)) error {
+	rep, err := c.List(ctx)
+	if err != nil {
+		return err
+	}
+	if err := c.Stop(ctx, &masterpb.StopRequest{Select: sel, Reason: reason}, progress); err != nil {
+		return err
+	}
+	return WaitExited(ctx, pidsOf(rep, sel))
+}
+
+func pidsOf(rep *masterpb.ListReply, sel *masterpb.Selector) map[string]int {
+	pids := map[string]int{}
+	for _, s := range rep.GetServers() {
+		i := s.GetInfo()
+		if i.GetPid() > 0 && selected(sel, i.GetId(), i.GetType(), i.GetGroup()) {
+			pids[i.GetId()] = int(i.GetPid())
+		}
+	}
+	return pids
+}
+
+// WaitExited waits until none of the processes (id → pid) is alive.
+func WaitExited(ctx context.Context, pids map[string]int) error {
+	for {
+		var left []string
+		for _, id := range sortedIDs(keys(pids)) {
+			if alive(pids[id]) {
+				left = append(left, fmt.Sprintf("%s (pid %d)", id, pids[id]))
+			}
+		}
+		if len(left) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("still running: %s: %w", strings.Join(left, ", "), ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// WaitMasterExit waits until env's master has released its pid file and its
+// process (pid, if not this process) is gone.
+func WaitMasterExit(ctx context.Context, paths Paths, env string, pid int) error {
+	for {
+		_, err := paths.MasterPID(env)
+		gone := errors.Is(err, ErrNotRunning) && (pid <= 0 || pid == os.Getpid() || !alive(pid))
+		if gone {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("master of env %s (pid %d) has not exited: %w", env, pid, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// lostFor is how long WaitUp tolerates a server that is down with no
+// process (an auto-restart's first backoffs are shorter).
+const lostFor = 5 * time.Second
+
+// WaitUp waits until the master of env answers and every configured server
+// is RUNNING, printing progress lines (new pids, servers reaching RUNNING)
+// to w. It fails early if a server stays lost, with no process, for 5 s.
+// exited, if not nil, reports a daemon master's early exit.
+func WaitUp(ctx context.Context, env *config.Env, paths Paths, w io.Writer, exited <-chan error) error {
+	pids := map[string]int32{}
+	running := map[string]bool{}
+	var lastErr error
+	var c *Client
+	defer func() {
+		if c != nil {
+			c.Close()
+		}
+	}()
+	lostSince := map[string]time.Time{} // servers down with no process, since
+	total := len(env.Servers)
+	for {
+		if c == nil {
+			c, lastErr = DialEnv(ctx, env, paths)
+		}
+		if c != nil {
+			lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			rep, err := c.List(lctx)
+			cancel()
+			lastErr = err
+			if err != nil && status.Code(err) == codes.Unauthenticated {
+				c.Close() // an old token: the master is starting and wrote a new one
+				c = nil
+			}
+			if err == nil {
+				n := 0
+				for _, s := range rep.GetServers() {
+					id, pid := s.GetInfo().GetId(), s.GetInfo().GetPid()
+					if pid > 0 && pids[id] != pid {
+						pids[id] = pid
+						fmt.Fprintf(w, "%s pid %d (%d/%d)\n", id, pid, len(pids), total)
+					}
+					if s.GetState() == masterpb.ServerState_RUNNING {
+						n++
+						if !running[id] {
+							running[id] = true
+							fmt.Fprintf(w, "%s running (%d/%d)\n", id, len(running), total)
+						}
+					} else if running[id] {
+						delete(running, id)
+						fmt.Fprintf(w, "%s %s\n", id, stateName(s.GetState()))
+					}
+				}
+				for _, s := range rep.GetServers() {
+					id := s.GetInfo().GetId()
+					if s.GetState() != masterpb.ServerState_LOST || s.GetInfo().GetPid() != 0 {
+						delete(lostSince, id)
+						continue
+					}
+					if _, ok := lostSince[id]; !ok {
+						lostSince[id] = time.Now()
+						fmt.Fprintf(w, "%s lost; see %s\n", id, paths.ServerLog(id))
+					} else if time.Since(lostSince[id]) > lostFor {
+						return fmt.Errorf("%s of env %s is not running (lost for %s); see %s", id, env.Name, lostFor, paths.ServerLog(id))
+					}
+				}
+				if n >= total {
+					fmt.Fprintf(w, "env %s is up: %d servers running, master pid %d\n", env.Name, n, rep.GetMasterPid())
+					return nil
+				}
+			}
+		}
+		select {
+		case err := <-exited:
+			if err == nil {
+				err = errors.New("exited")
+			}
+			return fmt.Errorf("master of env %s stopped before the cluster was up: %w", env.Name, err)
+		case <-ctx.Done():
+			if lastErr != nil {
+				return fmt.Errorf("cluster of env %s not up: %w (last error: %v)", env.Name, ctx.Err(), lastErr)
+			}
+			return fmt.Errorf("cluster of env %s not up: %w", env.Name, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// WriteTable prints a List reply as a table.
+func WriteTable(w io.Writer, rep *masterpb.ListReply) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTYPE\tHOST:PORT\tCLIENT\tGROUP\tSTATE\tPID\tUPTIME\tCONNS\tBUILD")
+	dash := func(s string) string {
+		if s == "" {
+			return "-"
+		}
+		return s
+	}
+	for _, s := range rep.GetServers() {
+		i := s.GetInfo()
+		client := "-"
+		if i.GetClientPort() > 0 {
+			client = net.JoinHostPort(i.GetClientHost(), strconv.Itoa(int(i.GetClientPort())))
+		}
+		pid, uptime, conns := "-", "-", "-"
+		if i.GetPid() > 0 {
+			pid = strconv.Itoa(int(i.GetPid()))
+			conns = strconv.Itoa(int(s.GetConnections()))
+			if s.GetUptimeMs() > 0 {
+				uptime = formatUptime(time.Duration(s.GetUptimeMs()) * time.Millisecond)
+			}
+		}
+		state := stateName(s.GetState())
+		if s.GetRestarts() > 0 {
+			state += fmt.Sprintf(" (%d restarts)", s.GetRestarts())
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i.GetId(), dash(i.GetType()),
+			net.JoinHostPort(i.GetHost(), strconv.Itoa(int(i.GetPort()))), client, dash(i.GetGroup()),
+			state, pid, uptime, conns, dash(i.GetBuild()))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "env %s, master %s pid %d\n", rep.GetEnv(), rep.GetMasterId(), rep.GetMasterPid())
+	return err
+}
+
+// stateName is a state as `master list` shows it: starting, running, ...
+func stateName(s masterpb.ServerState) string {
+	if s == masterpb.ServerState_SERVER_STATE_UNSPECIFIED {
+		return "-"
+	}
+	return strings.ToLower(s.String())
+}
+
+func formatUptime(d time.Duration) string {
+	d = d.Round(time.Second)
+	switch {
+	case d >= 24*time.Hour:
+		return fmt.Sprintf("%dd%dh", d/(24*time.Hour), (d%(24*time.Hour))/time.Hour)
+	case d >= time.Hour:
+		return fmt.Sprintf("%dh%dm", d/time.Hour, (d%time.Hour)/time.Minute)
+	case d >= time.Minute:
+		return fmt.Sprintf("%dm%ds", d/time.Minute, (d%time.Minute)/time.Second)
+	}
+	return fmt.Sprintf("%ds", d/time.Second)
+}
