@@ -12,6 +12,8 @@ import (
 // line here to make another command available to StartProc by name.
 var binaries = []struct{ name, pkg string }{
 	{"echo", "./examples/echo"},
+	{"chat", "./examples/chat"},
+	{"master", "./cmd/master"},
 }
 
 var (
