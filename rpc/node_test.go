@@ -48,7 +48,7 @@ type testNode struct {
 }
 
 // startNodes starts a frontend "fe" and a backend "be" that know each other.
-func startNodes(t *testing.T) (fe, be *testNode, front *fakeFrontend) {
+func startNodes(t testing.TB) (fe, be *testNode, front *fakeFrontend) {
 	t.Helper()
 	lnF, _ := net.Listen("tcp", "127.0.0.1:0")
 	lnB, _ := net.Listen("tcp", "127.0.0.1:0")
