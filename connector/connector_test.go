@@ -1,10 +1,14 @@
 package connector
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 
 	"github.com/shaddock/shaddock/handler"
 	"github.com/shaddock/shaddock/protocol"
@@ -506,5 +511,40 @@ func TestBroadcastEncodesOnce(t *testing.T) {
 		if m := c.expectMsg(protocol.Push); m.Route != "onPush" || string(m.Body) != `{"all":true}` {
 			t.Fatalf("push %+v", m)
 		}
+	}
+}
+
+// A client may send its first frame right behind the upgrade request,
+// without waiting for the 101; those bytes must not be lost.
+func TestWebSocketFramePipelinedBehindUpgrade(t *testing.T) {
+	srv := startServer(t, Config{})
+	conn, err := net.Dial("tcp", srv.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	hs, _ := protocol.EncodePackage(protocol.Handshake, []byte(`{"sys":{}}`))
+	var frame bytes.Buffer
+	ws.WriteFrame(&frame, ws.MaskFrame(ws.NewBinaryFrame(hs)))
+	req := "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := conn.Write(append([]byte(req), frame.Bytes()...)); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	payload, err := wsutil.ReadServerBinary(struct {
+		io.Reader
+		io.Writer
+	}{br, conn})
+	if err != nil {
+		t.Fatalf("no answer to the pipelined handshake: %v", err)
+	}
+	if payload[0] != byte(protocol.Handshake) || !strings.Contains(string(payload), `"code":200`) {
+		t.Fatalf("answer %q", payload)
 	}
 }

@@ -25,10 +25,22 @@ var errUnknownProtocol = errors.New("first bytes are neither a Pomelo handshake 
 // bufPool is shared by all servers: buffers carry no state between uses.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
 
-// serve is the connection's reader goroutine: it owns the session until the
-// connection ends.
+// serve sniffs the connection on the accepting goroutine, then runs the
+// read loop on a fresh one: sniffing and the WebSocket upgrade grow a
+// goroutine's stack, and Go keeps a live goroutine's stack near its
+// high-water mark, so the goroutine that idles for the session's life must
+// not be the one that parsed HTTP (docs/websocket.md measures the cost).
 func (s *Session) serve() {
-	err := s.read()
+	loop, err := s.start()
+	if err != nil {
+		s.end(err)
+		return
+	}
+	go func() { s.end(loop()) }()
+}
+
+// end logs why the connection ended and closes the session.
+func (s *Session) end(err error) {
 	s.logClose(err)
 	if errors.Is(err, errClientClosedWS) {
 		return // the writer closes once the close frame is echoed
@@ -36,36 +48,43 @@ func (s *Session) serve() {
 	s.close(err)
 }
 
-func (s *Session) read() error {
+// start reads the first bytes, decides between raw TCP and WebSocket, and
+// returns the read loop to continue with.
+func (s *Session) start() (func() error, error) {
 	s.nc.SetReadDeadline(time.Now().Add(s.srv.cfg.HandshakeTimeout))
 	if err := s.waitReadable(); err != nil {
-		return err
+		return nil, err
 	}
 	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
 	n, err := s.nc.Read(*bp)
 	if n == 0 {
-		bufPool.Put(bp)
-		return err
+		return nil, err
 	}
 	first := (*bp)[:n]
 	switch {
 	case first[0] == 'G': // "GET ": an HTTP upgrade
-		err = s.upgrade(first)
-		bufPool.Put(bp)
+		br, err := s.upgrade(bytes.Clone(first))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		return s.readWS()
+		// Frames the client sent right behind its request are already read.
+		if br != nil {
+			err = s.readFrames(br)
+			br.Reset(nil)
+			readerPool.Put(br)
+			if err != nil {
+				return nil, err
+			}
+		}
+		return s.readWS, nil
 	case first[0] == byte(protocol.Handshake):
-		err = s.feed(first)
-		bufPool.Put(bp)
-		if err != nil {
-			return err
+		if err := s.feed(first); err != nil {
+			return nil, err
 		}
-		return s.readTCP()
+		return s.readTCP, nil
 	default:
-		bufPool.Put(bp)
-		return fmt.Errorf("%w (0x%02x)", errUnknownProtocol, first[0])
+		return nil, fmt.Errorf("%w (0x%02x)", errUnknownProtocol, first[0])
 	}
 }
 

@@ -42,18 +42,65 @@ type wsFrame struct {
 // bytes are available.
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufSize) }}
 
-// upgrade answers the HTTP upgrade whose first bytes the sniffer read.
-func (s *Session) upgrade(first []byte) error {
+// upgrade answers the HTTP upgrade whose first bytes the sniffer read. It
+// returns the reader holding any bytes the client sent after its request
+// (nil when there are none), which the caller must consume and release.
+func (s *Session) upgrade(first []byte) (*bufio.Reader, error) {
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(io.MultiReader(bytes.NewReader(first), s.nc))
 	rw := struct {
 		io.Reader
 		io.Writer
-	}{io.MultiReader(bytes.NewReader(first), s.nc), s.nc}
+	}{&headerReader{br: br}, s.nc}
 	u := ws.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 512}
 	if _, err := u.Upgrade(rw); err != nil {
-		return fmt.Errorf("websocket upgrade: %w", err)
+		br.Reset(nil)
+		readerPool.Put(br)
+		return nil, fmt.Errorf("websocket upgrade: %w", err)
 	}
 	s.ws = true
-	return nil
+	if br.Buffered() == 0 {
+		br.Reset(nil)
+		readerPool.Put(br)
+		return nil, nil
+	}
+	return br, nil
+}
+
+// headerReader gives ws.Upgrader the HTTP request and nothing after it: the
+// upgrader reads through a buffer of its own that it discards, so bytes past
+// the blank line (a frame pipelined behind the request) would be lost.
+// Stopping there leaves them in br.
+type headerReader struct {
+	br      *bufio.Reader
+	matched int // bytes of "\r\n\r\n" seen so far
+}
+
+func (h *headerReader) Read(p []byte) (int, error) {
+	if h.matched == 4 {
+		return 0, io.EOF
+	}
+	if h.br.Buffered() == 0 {
+		if _, err := h.br.Peek(1); err != nil {
+			return 0, err
+		}
+	}
+	b, _ := h.br.Peek(min(h.br.Buffered(), len(p)))
+	n := 0
+	for n < len(b) && h.matched < 4 {
+		switch {
+		case b[n] == "\r\n\r\n"[h.matched]:
+			h.matched++
+		case b[n] == '\r':
+			h.matched = 1
+		default:
+			h.matched = 0
+		}
+		n++
+	}
+	copy(p, b[:n])
+	h.br.Discard(n)
+	return n, nil
 }
 
 func (s *Session) readWS() error {
