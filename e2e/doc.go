@@ -5,6 +5,7 @@
 //
 // It is not a library: everything lives in _test.go files. Run it with
 //
-//	npm ci --prefix e2e/node   # once; the interop test needs it
+//	npm ci --prefix e2e/node   # once: the interop and browser tests need it
+//	apt-get install -y chromium # the browser test drives Debian's chromium
 //	go test -race -count=1 ./e2e/
 package e2e

@@ -33,6 +33,13 @@
   }
 
   var users = [];
+  // Pushes that arrive before the enter reply: the reply's list was taken
+  // when we were added, so later arrivals and departures are replayed on it.
+  var early = null;
+
+  function addUser(u) { if (users.indexOf(u) < 0) users.push(u); }
+  function removeUser(u) { users = users.filter(function (x) { return x !== u; }); }
+  function change(fn, u) { if (early) { early.push([fn, u]); return; } fn(u); setUsers(users); }
 
   async function join(username, rid) {
     var cfg = await (await fetch('config.json')).json();
@@ -50,14 +57,17 @@
       var priv = m.target !== '*';
       addLine(priv ? 'private' : '', [{ cls: 'from', text: m.from + (priv ? ' → ' + m.target : '') + ': ' }, { text: m.msg }]);
     });
-    pomelo.on('onAdd', function (m) { if (users.indexOf(m.user) < 0) users.push(m.user); setUsers(users); addLine('system', [{ text: m.user + ' joined' }]); });
-    pomelo.on('onLeave', function (m) { users = users.filter(function (u) { return u !== m.user; }); setUsers(users); addLine('system', [{ text: m.user + ' left' }]); });
+    early = [];
+    pomelo.on('onAdd', function (m) { change(addUser, m.user); addLine('system', [{ text: m.user + ' joined' }]); });
+    pomelo.on('onLeave', function (m) { change(removeUser, m.user); addLine('system', [{ text: m.user + ' left' }]); });
     pomelo.on('onKick', function (m) { status('kicked: ' + m.reason); });
     pomelo.on('disconnect', function () { status('disconnected'); });
 
     var res = await pomelo.request('connector.entryHandler.enter', { username: username, rid: rid });
-    if (res.error || !res.users) { pomelo.disconnect(); throw new Error('the name ' + username + ' is taken in this room'); }
-    me = username; room = rid; users = res.users;
+    if (res.error || !res.users) { early = null; pomelo.disconnect(); throw new Error('the name ' + username + ' is taken in this room'); }
+    me = username; room = rid; users = res.users.slice();
+    early.forEach(function (c) { c[0](c[1]); });
+    early = null;
     setUsers(users);
     $('room-name').textContent = rid;
     status('connected as ' + username + ' via ' + entry.host + ':' + entry.port);
