@@ -51,7 +51,9 @@ func (cs *ChannelService) Destroy(name string) {
 }
 
 // Channel is a named group of users, each known with the frontend holding
-// their session. Safe for concurrent use.
+// their session. Each method is atomic; a sequence of them (Pomelo's
+// "push onAdd, then add") is not, because handlers run in parallel: callers
+// that need one serialise it themselves (examples/chat locks per room).
 type Channel struct {
 	name string
 	svc  *ChannelService

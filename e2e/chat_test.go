@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -352,5 +353,78 @@ func TestChatThroughMaster(t *testing.T) {
 		if alive(pid) {
 			t.Fatalf("%s (pid %d) still running after master stop", name, pid)
 		}
+	}
+}
+
+// TestConcurrentEntersSeeEachOther: users entering one room at the same
+// time must each end up knowing every member, from the enter reply plus the
+// onAdd pushes (chatofpomelo's client builds its user list that way).
+func TestConcurrentEntersSeeEachOther(t *testing.T) {
+	cl := StartChatCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const users, rooms = 60, 2
+	all := make([]*chatUser, users)
+	errs := make(chan error, users)
+	var wg sync.WaitGroup
+	for i := range users {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name, rid := fmt.Sprintf("c%02d", i), fmt.Sprintf("room-%d", i%rooms)
+			g, err := client.Dial(ctx, cl.GateAddr, client.Options{})
+			if err != nil {
+				errs <- err
+				return
+			}
+			var e entry
+			err = g.RequestJSON(ctx, "gate.gateHandler.queryEntry", map[string]string{"uid": name}, &e)
+			g.Close()
+			if err != nil || e.Code != 200 {
+				errs <- fmt.Errorf("queryEntry %s: %v %+v", name, err, e)
+				return
+			}
+			u := &chatUser{name: name, rid: rid, connector: fmt.Sprintf("%s:%d", e.Host, e.Port)}
+			if u.c, err = client.Dial(ctx, u.connector, client.Options{Transport: client.TransportWS, OnPush: u.onPush}); err != nil {
+				errs <- err
+				return
+			}
+			var r enterReply
+			if err := u.c.RequestJSON(ctx, "connector.entryHandler.enter", map[string]string{"username": name, "rid": rid}, &r); err != nil || len(r.Users) == 0 {
+				errs <- fmt.Errorf("enter %s: %v %+v", name, err, r)
+				return
+			}
+			u.users = r.Users
+			all[i] = u
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for _, u := range all {
+		t.Cleanup(func() { u.c.Close() })
+	}
+	for _, u := range all {
+		want := map[string]bool{}
+		for _, o := range all {
+			if o.rid == u.rid {
+				want[o.name] = true
+			}
+		}
+		eventually(t, "every member known", func() error {
+			seen := map[string]bool{}
+			for _, n := range u.users {
+				seen[n] = true
+			}
+			for _, p := range u.received(func(p userPush) bool { return p.Route == "onAdd" }) {
+				seen[p.User] = true
+			}
+			if !maps.Equal(seen, want) {
+				return fmt.Errorf("%s knows %d of the %d members of %s", u.name, len(seen), len(want), u.rid)
+			}
+			return nil
+		})
 	}
 }

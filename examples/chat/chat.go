@@ -34,7 +34,19 @@ func register(a *app.App) {
 	a.Dictionary("onChat", "onAdd", "onLeave")
 }
 
-type chat struct{ a *app.App }
+type chat struct {
+	a     *app.App
+	rooms sync.Map // rid → *sync.Mutex
+}
+
+// room serialises membership changes of one room. Handlers run in parallel
+// (unlike Pomelo's single thread), so "announce, then join" must not
+// interleave with another join or leave, or two users entering at once would
+// each miss the other's onAdd.
+func (c *chat) room(rid string) *sync.Mutex {
+	m, _ := c.rooms.LoadOrStore(rid, new(sync.Mutex))
+	return m.(*sync.Mutex)
+}
 
 type enterRequest struct {
 	Username string `json:"username"`
@@ -101,6 +113,9 @@ func (c *chat) add(ctx context.Context, req *memberRequest) (*[]string, error) {
 	if ch == nil {
 		return &users, nil
 	}
+	mu := c.room(req.Rid)
+	mu.Lock()
+	defer mu.Unlock()
 	if err := ch.Push(ctx, "onAdd", userPush{Route: "onAdd", User: name(req.UID)}); err != nil {
 		c.a.Logger().Info("onAdd not delivered to every member", "rid", req.Rid, "err", err)
 	}
@@ -114,6 +129,9 @@ func (c *chat) add(ctx context.Context, req *memberRequest) (*[]string, error) {
 // kick runs on the room's chat server: leave, then announce.
 func (c *chat) kick(ctx context.Context, req *memberRequest) (*struct{}, error) {
 	if ch := c.a.Channels().Get(req.Rid); ch != nil {
+		mu := c.room(req.Rid)
+		mu.Lock()
+		defer mu.Unlock()
 		ch.Leave(req.UID)
 		if err := ch.Push(ctx, "onLeave", userPush{Route: "onLeave", User: name(req.UID)}); err != nil {
 			c.a.Logger().Info("onLeave not delivered to every member", "rid", req.Rid, "err", err)

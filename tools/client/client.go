@@ -50,7 +50,9 @@ type Options struct {
 	NoHeartbeat bool
 	// OnPush receives server pushes on the reader goroutine: it must not
 	// block for long, and body is valid only during the call. It may be called
-	// before Dial returns, once the handshake is done.
+	// before Dial returns, once the handshake is done, and is not called once
+	// the client has ended (a call already under way when Close is called in
+	// parallel may still finish after Close returns).
 	OnPush func(route string, body []byte)
 	// OnKick is called on the reader goroutine when the server kicks the
 	// client, before the client ends with *KickedError.

@@ -767,7 +767,7 @@ func TestCachedDictionary(t *testing.T) {
 }
 
 func TestDictFromMap(t *testing.T) {
-	d, err := dictFromMap(map[string]uint16{"b.b.b": 2, "a.a.a": 1})
+	d, err := protocol.DictionaryFromCodes(map[string]uint16{"b.b.b": 2, "a.a.a": 1})
 	if err != nil || strings.Join(d.Routes(), ",") != "a.a.a,b.b.b" {
 		t.Fatalf("dictFromMap = %v, %v", d.Routes(), err)
 	}
@@ -776,8 +776,8 @@ func TestDictFromMap(t *testing.T) {
 		{"a": 0},         // zero
 		{"a": 1, "b": 1}, // duplicate code
 	} {
-		if _, err := dictFromMap(m); err == nil {
-			t.Errorf("dictFromMap(%v) accepted", m)
+		if _, err := protocol.DictionaryFromCodes(m); err == nil {
+			t.Errorf("protocol.DictionaryFromCodes(%v) accepted", m)
 		}
 	}
 }
@@ -910,4 +910,20 @@ func TestGoKeepsWireOrder(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Pomelo, seeing the dictionary version a client offers, answers with only
+// useDict (no dict, no version): the client must keep using its own, or the
+// first compressed push would fail.
+func TestCachedDictionaryWithPomeloStyleAnswer(t *testing.T) {
+	s := clienttest.Start(t, clienttest.Config{Dict: []string{"a.b.c", "onX"}, PomeloDictAnswer: true})
+	pushes, got := pushRecorder()
+	c, sc := dial(t, s, TransportTCP, Options{Dict: s.Dict(), OnPush: pushes})
+	if d := c.Handshake().Sys.Dict; d != s.Dict() {
+		t.Fatalf("client dictionary %v, want the cached one", d.Routes())
+	}
+	if err := sc.Push("onX", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	expectPushes(t, got, pushed{"onX", `{}`})
 }

@@ -105,7 +105,7 @@ func (r *RawConn) Handshake(ctx context.Context, user any) (protocol.HandshakeRe
 	if a.Sys != nil {
 		resp.Sys.Heartbeat, resp.Sys.DictVersion, resp.Sys.UseDict, resp.Sys.Protos = a.Sys.Heartbeat, a.Sys.DictVersion, a.Sys.UseDict, a.Sys.Protos
 		if len(a.Sys.Dict) > 0 {
-			if resp.Sys.Dict, err = dictFromMap(a.Sys.Dict); err != nil {
+			if resp.Sys.Dict, err = protocol.DictionaryFromCodes(a.Sys.Dict); err != nil {
 				return resp, err
 			}
 			resp.Sys.RouteToCode = resp.Sys.Dict

@@ -151,6 +151,11 @@ func (c *Client) onMessage(b []byte) error {
 			}
 		}
 		if c.opts.OnPush != nil {
+			select {
+			case <-c.done:
+				return nil // ended (Close): the rest of the read buffer is not delivered
+			default:
+			}
 			c.opts.OnPush(m.Route, body)
 		} else {
 			c.log.Debug("push dropped: no OnPush", "route", m.Route)
@@ -199,13 +204,15 @@ func (c *Client) onHandshake(body []byte) error {
 		sys.Heartbeat, sys.DictVersion, sys.UseDict, sys.Protos = a.Sys.Heartbeat, a.Sys.DictVersion, a.Sys.UseDict, a.Sys.Protos
 		switch {
 		case len(a.Sys.Dict) > 0:
-			d, err := dictFromMap(a.Sys.Dict)
+			d, err := protocol.DictionaryFromCodes(a.Sys.Dict)
 			if err != nil {
 				return fmt.Errorf("client: handshake answer: %w", err)
 			}
 			sys.Dict = d
-		case c.opts.Dict != nil && a.Sys.DictVersion == c.opts.Dict.Version():
-			sys.Dict = c.opts.Dict // the server recognised our cached dictionary
+		case c.opts.Dict != nil && (a.Sys.DictVersion == c.opts.Dict.Version() || a.Sys.UseDict && a.Sys.DictVersion == ""):
+			// The server recognised our cached dictionary: shaddock repeats
+			// the version, Pomelo sends only useDict.
+			sys.Dict = c.opts.Dict
 		case a.Sys.UseDict || a.Sys.DictVersion != "":
 			c.log.Warn("server uses a dictionary it did not send; compressed routes will fail", "dictVersion", a.Sys.DictVersion)
 		}
@@ -239,17 +246,4 @@ func (c *Client) heartbeat() {
 		c.hbTimer.Reset(c.hbInterval)
 	}
 	c.mu.Unlock()
-}
-
-// dictFromMap builds the dictionary of a handshake answer. protocol's
-// Dictionary numbers routes 1..n in order, so the codes must be exactly that.
-func dictFromMap(m map[string]uint16) (*protocol.Dictionary, error) {
-	routes := make([]string, len(m))
-	for r, code := range m {
-		if code < 1 || int(code) > len(m) || routes[code-1] != "" {
-			return nil, fmt.Errorf("dictionary codes are not 1..%d (route %q has code %d)", len(m), r, code)
-		}
-		routes[code-1] = r
-	}
-	return protocol.NewDictionary(routes)
 }

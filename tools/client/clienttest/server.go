@@ -49,6 +49,9 @@ type Config struct {
 	Silent bool
 	// NoRecord keeps no events, for benchmarks.
 	NoRecord bool
+	// PomeloDictAnswer answers a client that offers the current dictionary
+	// version as Pomelo 2.2.7 does: useDict only, no dict and no version.
+	PomeloDictAnswer bool
 	// Lax accepts client misbehaviour (unmasked or text frames, frames that
 	// do not hold exactly one package, data before the ack). By default any
 	// of it fails the test at cleanup: the client must never do it.
@@ -498,6 +501,9 @@ func (c *Conn) handle(p protocol.Package) error {
 		resp := &protocol.HandshakeResponse{Code: code}
 		if code == protocol.CodeOK {
 			resp.Sys = protocol.NewHandshakeServerSys(c.s.cfg.Heartbeat, c.s.dict, hello.Sys.DictVersion)
+			if c.s.cfg.PomeloDictAnswer && resp.Sys.Dict == nil {
+				resp.Sys.DictVersion = "" // Pomelo sends only useDict when the client's version matches
+			}
 			resp.User = c.s.cfg.User
 		}
 		pkg, err := protocol.EncodeHandshakeResponse(resp)

@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Chat benchmark: shaddock's examples/chat against Pomelo 2.2.7 (the
+# pomelo-chat peer in ../shared/peers), same robot, same machine, one system
+# at a time (they share ports 3014/3050/3051). For each system in $SYSTEMS:
+# start it, run `robot chat` with -target all and -target peer, stop it; then
+# print one table with the ratios shaddock / pomelo-nodelay and
+# shaddock / pomelo-stock.
+#
+#   shaddock        bin/master start --env=development --daemon (bin/master, bin/chat built here)
+#   pomelo-nodelay  PEER_NODELAY=1 start.sh (Nagle off: the fair CPU-bound comparison)
+#   pomelo-stock    start.sh (stock: latency-bound by delayed ACKs)
+#
+# Env: OUT (results folder), SYSTEMS (default all three), USERS (200),
+# ROOMS (10), DURATION (20s), WARMUP (2s), TRANSPORT (ws|tcp), TARGETS
+# ("all peer"), PEER_DIR (the pomelo-chat peer), SHADDOCK_PIDS (pids to
+# account instead of parsing `bin/master list`), QUIET_MAX / QUIET_PCT (wait
+# for an idle machine before each run, see lib.sh).
+# The script stops what it started (bin/master stop, the peer's stop.sh, which
+# touches only its recorded pids), also on error or Ctrl-C.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=tools/bench/lib.sh
+. "$ROOT/tools/bench/lib.sh"
+OUT="${OUT:-/tmp/shaddock-bench/chat-$(date +%Y%m%d-%H%M%S)}"
+SYSTEMS="${SYSTEMS:-shaddock pomelo-nodelay pomelo-stock}"
+USERS="${USERS:-200}"
+ROOMS="${ROOMS:-10}"
+DURATION="${DURATION:-20s}"
+WARMUP="${WARMUP:-2s}"
+TRANSPORT="${TRANSPORT:-ws}"
+TARGETS="${TARGETS:-all peer}"
+PEER_DIR="${PEER_DIR:-$ROOT/../shared/peers/pomelo-chat}"
+POMELO_RUN="${POMELO_CHAT_RUN:-/tmp/peers/pomelo-chat-run}"
+WS=true; [ "$TRANSPORT" = tcp ] && WS=false
+
+command -v jq >/dev/null || { echo "chat.sh: jq is required for the table" >&2; exit 1; }
+mkdir -p "$OUT/bin"
+(cd "$ROOT" && go build -o "$OUT/bin/robot" ./tools/robot)
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+ports_free() {
+  local p
+  for p in 3005 3014 3050 3051; do
+    if port_busy "$p"; then echo "chat.sh: port $p is in use: another system is running; stop it first" >&2; return 1; fi
+  done
+}
+
+RUNNING=""   # the system to stop on exit
+stop_system() {
+  local s="$RUNNING"
+  [ -n "$s" ] || return 0
+  RUNNING=""
+  echo "stopping $s" >&2
+  case "$s" in
+    shaddock) (cd "$ROOT" && timeout 60 bin/master stop --env=development) >>"$OUT/shaddock.log" 2>&1 || echo "bin/master stop failed; see $OUT/shaddock.log" >&2 ;;
+    pomelo-*) timeout 60 "$PEER_DIR/stop.sh" >>"$OUT/$s.log" 2>&1 || echo "stop.sh failed; see $OUT/$s.log" >&2 ;;
+  esac
+}
+trap stop_system EXIT
+trap 'exit 130' INT TERM
+
+# shaddock_pids prints ID=PID for every server of `bin/master list` (the ID is
+# the first column; the PID column is found by its header's character offset,
+# the table being printed with padding) and master=PID from its footer, as
+# Pomelo's pid files include its master.
+shaddock_pids() {
+  if [ -n "${SHADDOCK_PIDS:-}" ]; then echo "$SHADDOCK_PIDS"; return; fi
+  (cd "$ROOT" && timeout 20 bin/master list --env=development) | tee -a "$OUT/shaddock.log" | awk '
+    !col {
+      u = toupper($0)
+      if (match(u, /(^|[ \t|])PID([ \t|]|$)/)) { col = RSTART; if (substr(u, col, 1) != "P") col++ }
+      next
+    }
+    /^env .*master .* pid [0-9]+/ { print "master=" $NF; next }   # the footer: the master itself
+    { s = substr($0, col); if (match(s, /^[ \t|]*[0-9]+/)) { v = substr(s, RSTART, RLENGTH); gsub(/[^0-9]/, "", v); print $1 "=" v } }' | tr '\n' ' '
+}
+
+# start_system NAME: starts it and sets CPU_ARGS for the robot; returns 1
+# (leaving RUNNING set for stop_system) when it does not come up.
+start_system() {
+  ports_free || return 1
+  case "$1" in
+    shaddock)
+      RUNNING=shaddock
+      (cd "$ROOT" && timeout 120 bin/master start --env=development --daemon) >>"$OUT/shaddock.log" 2>&1 || return 1
+      local pids; pids="$(shaddock_pids)"
+      [ -n "${pids// /}" ] || { echo "no pids from bin/master list (see $OUT/shaddock.log); set SHADDOCK_PIDS" >&2; return 1; }
+      CPU_ARGS=(-cpu-pids "$pids")
+      ;;
+    pomelo-nodelay|pomelo-stock)
+      if [ ! -x "$POMELO_RUN/node_modules/.bin/pomelo" ]; then
+        "$PEER_DIR/setup.sh" >>"$OUT/$1.log" 2>&1 || return 1
+      fi
+      RUNNING="$1"
+      if [ "$1" = pomelo-nodelay ]; then
+        PEER_NODELAY=1 "$PEER_DIR/start.sh" >>"$OUT/$1.log" 2>&1 || return 1
+      else
+        PEER_NODELAY=0 "$PEER_DIR/start.sh" >>"$OUT/$1.log" 2>&1 || return 1
+      fi
+      CPU_ARGS=(-cpu-pidfiles "$POMELO_RUN/run/*.pid")
+      ;;
+    *) echo "unknown system $1" >&2; return 1 ;;
+  esac
+  for _ in $(seq 1 50); do port_busy 3014 && break; sleep 0.2; done
+  echo "started $1 (${CPU_ARGS[*]})" >&2
+}
+
+SKIPPED=""
+if [[ " $SYSTEMS " == *" shaddock "* ]]; then
+  if ! (cd "$ROOT" && mkdir -p bin && go build -o bin/master ./cmd/master && go build -o bin/chat ./examples/chat) >"$OUT/shaddock-build.log" 2>&1; then
+    echo "shaddock does not build yet (see $OUT/shaddock-build.log): skipped" >&2
+    SKIPPED=" shaddock"
+    SYSTEMS="${SYSTEMS//shaddock/}"
+  fi
+fi
+
+for sys in $SYSTEMS; do
+  if ! start_system "$sys"; then
+    echo "$sys did not start (see $OUT/$sys.log): skipped" >&2
+    stop_system
+    SKIPPED="$SKIPPED $sys"
+    continue
+  fi
+  for target in $TARGETS; do
+    wait_quiet
+    echo "== $sys: robot chat -target $target ($USERS users, $ROOMS rooms, $DURATION, $TRANSPORT)" >&2
+    "$OUT/bin/robot" chat -gate 127.0.0.1:3014 -ws="$WS" -users "$USERS" -rooms "$ROOMS" -duration "$DURATION" \
+      -warmup "$WARMUP" -target "$target" "${CPU_ARGS[@]}" -json "$OUT/$sys-$target.json" | tee "$OUT/$sys-$target.txt" \
+      || echo "robot chat: exit status $? (see the errors above)" >&2
+  done
+  stop_system
+done
+
+# The table.
+row() { # row SYSTEM TARGET
+  local f="$OUT/$1-$2.json"
+  if [ ! -f "$f" ]; then echo "$1|$2|-|-|-|-|-|-|-|-|-|-"; return; fi
+  jq -r --arg s "$1" --arg t "$2" 'def r1: . * 10 | round / 10;
+    [$s, $t, (.req_per_s|round), (.round_trip.p50_ms|r1), (.round_trip.p99_ms|r1), (.round_trip.max_ms|r1),
+    (.pushes_per_s|round), (.delivered_pct*100|round/100), (.cpu.server_cpu_pct|round),
+    (.cpu.server_cpu_s_per_10k_req*1000|round/1000), (.cpu.robot_cpu_pct|round), (.cpu.other_cpu_pct|round), .error_count]
+    | map(tostring) | join("|")' "$f"
+}
+ratio() { # ratio TARGET OTHER: shaddock / OTHER for req/s, p99, CPU s/10k
+  local a="$OUT/shaddock-$1.json" b="$OUT/$2-$1.json"
+  if [ ! -f "$a" ] || [ ! -f "$b" ]; then echo "shaddock / $2|$1|-|-|-"; return; fi
+  jq -r -n --arg t "$1" --arg o "$2" --slurpfile a "$a" --slurpfile b "$b" '
+    def r(x; y): if y == 0 then "-" else ((x / y) * 100 | round / 100 | tostring) + "x" end;
+    ["shaddock / \($o)", $t, r($a[0].req_per_s; $b[0].req_per_s), r($a[0].round_trip.p99_ms; $b[0].round_trip.p99_ms),
+     r($a[0].cpu.server_cpu_s_per_10k_req; $b[0].cpu.server_cpu_s_per_10k_req)] | join("|")'
+}
+echo
+echo "chat benchmark: $USERS users, $ROOMS rooms, $DURATION closed loop, $TRANSPORT, $(nproc) CPUs shared by servers and robot; results in $OUT"
+[ -z "$SKIPPED" ] || echo "skipped (did not build or start):$SKIPPED"
+{
+  echo "system|target|req/s|p50 ms|p99 ms|max ms|pushes/s|delivered %|server CPU %|server CPU s/10k req|robot CPU %|other CPU %|errors"
+  for sys in shaddock pomelo-nodelay pomelo-stock; do
+    for target in $TARGETS; do
+      if [[ " $SYSTEMS " == *" $sys "* ]]; then row "$sys" "$target"; fi
+    done
+  done
+} | column -t -s'|'
+if [[ " $SYSTEMS " == *" shaddock "* ]]; then
+  echo
+  {
+    echo "ratio|target|req/s|p99|CPU s/10k req"
+    for other in pomelo-nodelay pomelo-stock; do
+      for target in $TARGETS; do
+        if [[ " $SYSTEMS " == *" $other "* ]]; then ratio "$target" "$other"; fi
+      done
+    done
+  } | column -t -s'|'
+fi
