@@ -45,7 +45,7 @@ func (f *frontend) serve(ctx context.Context, r handler.Request) ([]byte, error)
 	s := r.Session.(*connector.Session)
 	rep, err := f.node.Forward(ctx, target.ID, &clusterpb.ForwardRequest{
 		Route: r.Route, Body: r.Body, Notify: r.Notify,
-		Session: &clusterpb.Session{FrontendId: s.FrontendID(), Id: s.ID(), Uid: s.UID(), Settings: s.Settings()},
+		Session: &clusterpb.Session{FrontendId: s.FrontendID(), Id: s.ID(), Uid: s.UID(), Settings: s.SettingsView()},
 	})
 	if rep != nil {
 		for k, v := range rep.Settings {

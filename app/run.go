@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"syscall"
@@ -30,6 +31,7 @@ type options struct {
 	port, clientPort             int
 	frontend                     bool
 	stopTimeout                  time.Duration
+	cpuProfile                   string
 }
 
 func (a *App) parse(args []string) (*options, error) {
@@ -48,6 +50,7 @@ func (a *App) parse(args []string) (*options, error) {
 	fs.BoolVar(&o.frontend, "frontend", false, "frontend, for a server not in the config")
 	fs.StringVar(&o.group, "group", "", "group, for a server not in the config")
 	fs.DurationVar(&o.stopTimeout, "stop-timeout", 10*time.Second, "time in-flight work gets on a graceful stop")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -101,6 +104,17 @@ func (a *App) Run(ctx context.Context, args []string) error {
 		master = net.JoinHostPort(env.Master.Host, strconv.Itoa(env.Master.Port))
 	}
 	self.PID, self.Build, self.Started = os.Getpid(), buildID(), time.Now()
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	log = log.With("server", self.ID)
 	r := &runner{a: a, o: o, self: self, log: log}
 	return r.run(ctx, secret, master)

@@ -15,7 +15,7 @@ import (
 // implements it.
 type Cluster interface {
 	Push(ctx context.Context, frontendID string, req *clusterpb.PushRequest) (*clusterpb.PushReply, error)
-	PushMany(ctx context.Context, reqs map[string]*clusterpb.PushRequest) (map[string]*clusterpb.PushReply, error)
+	PushMany(ctx context.Context, reqs map[string]*clusterpb.PushRequest, wait bool) (map[string]*clusterpb.PushReply, error)
 	Bind(ctx context.Context, frontendID string, sessionID int64, uid string) (clusterpb.BindStatus, error)
 	Kick(ctx context.Context, frontendID string, req *clusterpb.KickRequest) (int, error)
 	Membership() *rpc.Membership

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -32,16 +33,19 @@ func newFake(online ...string) *fakeCluster {
 }
 
 func (f *fakeCluster) Push(ctx context.Context, fe string, req *clusterpb.PushRequest) (*clusterpb.PushReply, error) {
-	reps, err := f.PushMany(ctx, map[string]*clusterpb.PushRequest{fe: req})
+	reps, err := f.PushMany(ctx, map[string]*clusterpb.PushRequest{fe: req}, true)
 	return reps[fe], err
 }
 
-func (f *fakeCluster) PushMany(ctx context.Context, reqs map[string]*clusterpb.PushRequest) (map[string]*clusterpb.PushReply, error) {
+func (f *fakeCluster) PushMany(ctx context.Context, reqs map[string]*clusterpb.PushRequest, wait bool) (map[string]*clusterpb.PushReply, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := map[string]*clusterpb.PushReply{}
 	for fe, r := range reqs {
 		f.pushes[fe] = append(f.pushes[fe], r)
+		if !wait {
+			continue // one-way, as rpc.Node sends them: no replies
+		}
 		rep := &clusterpb.PushReply{}
 		for _, u := range r.Uids {
 			if !f.online[u] {
@@ -105,15 +109,20 @@ func TestChannelPushOneMessagePerFrontendEncodedOnce(t *testing.T) {
 	}
 }
 
-func TestChannelPushReportsMissingSessions(t *testing.T) {
+func TestPushToUIDsReportsMissingSessions(t *testing.T) {
 	f := newFake("a*r")
 	b := New(Config{Cluster: f})
-	ch := b.Channels().GetOrCreate("r")
-	ch.Add("a*r", "conn-1")
-	ch.Add("gone*r", "conn-1")
-	err := ch.Push(context.Background(), "onChat", []byte(`{}`))
-	if !errors.Is(err, handler.ErrSessionGone) {
+	err := b.Sessions().PushToUIDs(context.Background(), "onChat", []byte(`{}`),
+		[]Target{{UID: "a*r", FrontendID: "conn-1"}, {UID: "gone*r", FrontendID: "conn-2"}})
+	if !errors.Is(err, handler.ErrSessionGone) || !strings.Contains(err.Error(), "gone*r") {
 		t.Fatalf("err = %v", err)
+	}
+	// A channel push does not wait for the frontends: it reports nothing
+	// about members that left (Pomelo's pushMessage does not either).
+	ch := b.Channels().GetOrCreate("r")
+	ch.Add("gone*r", "conn-1")
+	if err := ch.Push(context.Background(), "onChat", []byte(`{}`)); err != nil {
+		t.Fatalf("channel push: %v", err)
 	}
 }
 

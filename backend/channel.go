@@ -124,7 +124,11 @@ func (c *Channel) Len() int {
 }
 
 // Push sends route and v to every member: v is encoded once and each
-// frontend gets one message naming its members.
+// frontend gets one message naming its members. It returns once the
+// messages are sent (as Pomelo's pushMessage does, without waiting for the
+// frontends); delivery is guaranteed by acknowledgement: members whose push
+// a broken connection may have lost are kicked, so they reconnect. The
+// error reports frontends that could not be reached.
 func (c *Channel) Push(ctx context.Context, route string, v any) error {
 	c.mu.RLock()
 	targets := slices.Clone(c.members)
@@ -163,7 +167,7 @@ func (c *Channel) push(ctx context.Context, route string, v any, targets []Targe
 		}
 		r.Uids = append(r.Uids, t.UID)
 	}
-	if err := pushMany(ctx, c.svc.cluster, route, reqs); err != nil {
+	if err := pushMany(ctx, c.svc.cluster, route, reqs, false); err != nil {
 		return fmt.Errorf("channel %s: %w", c.name, err)
 	}
 	return nil

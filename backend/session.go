@@ -145,8 +145,9 @@ type SessionService struct {
 	cluster Cluster
 }
 
-// PushToUIDs sends one push to users, one message per frontend. It returns
-// an error naming the users with no session (the others still got it).
+// PushToUIDs sends one push to users, one message per frontend, and waits
+// for the frontends' answers: it returns an error naming the users with no
+// session (the others still got it).
 func (ss *SessionService) PushToUIDs(ctx context.Context, route string, v any, targets []Target) error {
 	body, err := encode(v)
 	if err != nil {
@@ -161,14 +162,16 @@ func (ss *SessionService) PushToUIDs(ctx context.Context, route string, v any, t
 		}
 		r.Uids = append(r.Uids, t.UID)
 	}
-	return pushMany(ctx, ss.cluster, route, reqs)
+	return pushMany(ctx, ss.cluster, route, reqs, true)
 }
 
-func pushMany(ctx context.Context, c Cluster, route string, reqs map[string]*clusterpb.PushRequest) error {
+// pushMany sends one request per frontend. With wait it reports the targets
+// that had no session; without, it returns once sent (see rpc.Node.PushMany).
+func pushMany(ctx context.Context, c Cluster, route string, reqs map[string]*clusterpb.PushRequest, wait bool) error {
 	if len(reqs) == 0 {
 		return nil
 	}
-	replies, err := c.PushMany(ctx, reqs)
+	replies, err := c.PushMany(ctx, reqs, wait)
 	var missing []string
 	for _, rep := range replies {
 		missing = append(missing, rep.MissingUids...)

@@ -548,3 +548,50 @@ func TestWebSocketFramePipelinedBehindUpgrade(t *testing.T) {
 		t.Fatalf("answer %q", payload)
 	}
 }
+
+// Frames whose bytes arrive one TCP segment at a time: every header split
+// point, a ping between data frames, a 16-bit length header.
+func TestWebSocketFramesSplitAcrossReads(t *testing.T) {
+	srv := startServer(t, Config{})
+	c := dialRaw(t, srv.addr, true)
+	c.handshake()
+	var stream bytes.Buffer
+	small, _ := protocol.EncodeDataPackage(&protocol.Message{Type: protocol.Request, ID: 1, Route: "connector.echo.echo", Body: []byte("a")}, c.dict)
+	big, _ := protocol.EncodeDataPackage(&protocol.Message{Type: protocol.Request, ID: 2, Route: "connector.echo.echo", Body: bytes.Repeat([]byte("b"), 300)}, c.dict)
+	ws.WriteFrame(&stream, ws.MaskFrame(ws.NewBinaryFrame(small)))
+	ws.WriteFrame(&stream, ws.MaskFrame(ws.NewPingFrame([]byte("p"))))
+	ws.WriteFrame(&stream, ws.MaskFrame(ws.NewBinaryFrame(big))) // 126: two-byte length
+	for _, b := range stream.Bytes() {
+		if _, err := c.conn.Write([]byte{b}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var gotPong bool
+	var bodies []string
+	for len(bodies) < 2 {
+		h, err := ws.ReadHeader(c.conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		payload := make([]byte, h.Length)
+		if _, err := io.ReadFull(c.conn, payload); err != nil {
+			t.Fatal(err)
+		}
+		if h.OpCode == ws.OpPong {
+			gotPong = string(payload) == "p"
+			continue
+		}
+		c.dec.Feed(payload, func(p protocol.Package) error {
+			m, _ := protocol.DecodeMessage(p.Body, c.dict)
+			if m.Type == protocol.Response {
+				bodies = append(bodies, string(m.Body))
+			}
+			return nil
+		})
+	}
+	if !gotPong || bodies[0] != "a" || bodies[1] != strings.Repeat("b", 300) {
+		t.Fatalf("pong %v, bodies %q", gotPong, bodies)
+	}
+}

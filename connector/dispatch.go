@@ -1,9 +1,8 @@
 package connector
 
 import (
-	"context"
-
 	"github.com/shaddock/shaddock/handler"
+	"github.com/shaddock/shaddock/internal/deadline"
 	"github.com/shaddock/shaddock/protocol"
 )
 
@@ -107,14 +106,14 @@ func (s *Session) drain() {
 }
 
 func (s *Session) handle(in inbound) {
-	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.cfg.RequestTimeout)
+	ctx, cancel := deadline.WithTimeout(s.srv.ctx, s.srv.cfg.RequestTimeout)
 	defer cancel()
 	req := handler.Request{Route: in.route, Body: in.body, Notify: in.kind == inNotify, Session: s}
 	var (
 		resp []byte
 		err  error
 	)
-	if s.safely("handler "+in.route, func() { resp, err = s.srv.cfg.Handler(ctx, req) }) {
+	if s.safely(in.route, func() { resp, err = s.srv.cfg.Handler(ctx, req) }) {
 		err = handler.Errorf(handler.CodeInternal, "internal server error")
 	}
 	if in.kind == inNotify {

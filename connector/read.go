@@ -52,30 +52,21 @@ func (s *Session) end(err error) {
 // returns the read loop to continue with.
 func (s *Session) start() (func() error, error) {
 	s.nc.SetReadDeadline(time.Now().Add(s.srv.cfg.HandshakeTimeout))
-	if err := s.waitReadable(); err != nil {
+	bp, n, err := s.readChunk()
+	if err != nil {
 		return nil, err
 	}
-	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
-	n, err := s.nc.Read(*bp)
-	if n == 0 {
-		return nil, err
-	}
 	first := (*bp)[:n]
 	switch {
 	case first[0] == 'G': // "GET ": an HTTP upgrade
-		br, err := s.upgrade(bytes.Clone(first))
+		rest, err := s.upgrade(bytes.Clone(first))
 		if err != nil {
 			return nil, err
 		}
 		// Frames the client sent right behind its request are already read.
-		if br != nil {
-			err = s.readFrames(br)
-			br.Reset(nil)
-			readerPool.Put(br)
-			if err != nil {
-				return nil, err
-			}
+		if err := s.feedWS(rest); err != nil {
+			return nil, err
 		}
 		return s.readWS, nil
 	case first[0] == byte(protocol.Handshake):
@@ -90,17 +81,11 @@ func (s *Session) start() (func() error, error) {
 
 func (s *Session) readTCP() error {
 	for {
-		if err := s.waitReadable(); err != nil {
+		bp, n, err := s.readChunk()
+		if err != nil {
 			return err
 		}
-		bp := bufPool.Get().(*[]byte)
-		n, err := s.nc.Read(*bp)
-		if n > 0 {
-			if ferr := s.feed((*bp)[:n]); ferr != nil {
-				bufPool.Put(bp)
-				return ferr
-			}
-		}
+		err = s.feed((*bp)[:n])
 		bufPool.Put(bp)
 		if err != nil {
 			return err

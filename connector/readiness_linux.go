@@ -1,28 +1,101 @@
 package connector
 
 import (
+	"errors"
+	"io"
 	"syscall"
-	"unsafe"
 )
 
-// waitReadable parks the reader until the socket has data (or EOF, or an
-// error), without holding a buffer: the Go netpoller does the waiting and a
-// zero-copy peek checks readiness. This is what keeps an idle connection at
-// its goroutine stack and a few hundred bytes.
-func (s *Session) waitReadable() error {
+// readChunk waits until the socket has data and reads it into a pooled
+// buffer, which the caller returns to bufPool. The read happens inside the
+// netpoller's readiness callback, so an idle connection parks holding no
+// buffer at all (only its goroutine), and a busy one pays one read(2) per
+// burst plus the one that finds it drained: what Go's own Read costs.
+func (s *Session) readChunk() (*[]byte, int, error) {
 	if s.rc == nil {
-		return nil
+		bp := bufPool.Get().(*[]byte)
+		n, err := s.nc.Read(*bp)
+		return bp, n, err
 	}
-	return s.rc.Read(peekReadable)
+	if s.readFn == nil {
+		s.readFn = s.readReady // one closure per connection, not per read
+	}
+	s.rn, s.rerr = 0, nil
+	if err := s.rc.Read(s.readFn); err != nil {
+		if s.rbuf != nil {
+			bufPool.Put(s.rbuf)
+			s.rbuf = nil
+		}
+		return nil, 0, err
+	}
+	bp := s.rbuf
+	s.rbuf = nil
+	if s.rerr != nil {
+		bufPool.Put(bp)
+		return nil, 0, s.rerr
+	}
+	if s.rn == 0 {
+		bufPool.Put(bp)
+		return nil, 0, io.EOF
+	}
+	return bp, s.rn, nil
 }
 
-// peekReadable reports whether a read would not block. It is a static
-// function (no closure) so the wait allocates nothing.
-func peekReadable(fd uintptr) bool {
-	var b [1]byte
-	_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
-		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-	// Data, EOF (0 bytes, no error) and real errors all mean "go read now";
-	// only EAGAIN means "park until the netpoller says so".
-	return errno != syscall.EAGAIN
+// readReady is the readiness callback: false means "nothing yet, park".
+func (s *Session) readReady(fd uintptr) bool {
+	if s.rbuf == nil {
+		s.rbuf = bufPool.Get().(*[]byte)
+	}
+	for {
+		n, err := syscall.Read(int(fd), *s.rbuf)
+		switch {
+		case errors.Is(err, syscall.EINTR):
+			continue
+		case errors.Is(err, syscall.EAGAIN):
+			bufPool.Put(s.rbuf) // parked connections hold no buffer
+			s.rbuf = nil
+			return false
+		case err != nil:
+			s.rerr = err
+		default:
+			s.rn = n
+		}
+		return true
+	}
+}
+
+// tryWrite writes what the socket accepts now without waiting, and returns
+// how much that was. Only the session's current writer calls it.
+func (s *Session) tryWrite(b []byte) (int, error) {
+	if s.rc == nil {
+		return s.nc.Write(b)
+	}
+	if s.writeFn == nil {
+		s.writeFn = s.writeReady
+	}
+	s.wbuf, s.wn, s.werr = b, 0, nil
+	err := s.rc.Write(s.writeFn)
+	s.wbuf = nil
+	if err != nil {
+		return s.wn, err
+	}
+	return s.wn, s.werr
+}
+
+// writeReady is the write callback: one attempt, never a wait.
+func (s *Session) writeReady(fd uintptr) bool {
+	for s.wn < len(s.wbuf) {
+		n, err := syscall.Write(int(fd), s.wbuf[s.wn:])
+		switch {
+		case errors.Is(err, syscall.EINTR):
+			continue
+		case errors.Is(err, syscall.EAGAIN):
+			return true // full: the caller hands the rest to a waiting writer
+		case err != nil:
+			s.werr = err
+			return true
+		}
+		s.wn += n
+	}
+	return true
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,16 @@ type Server struct {
 
 	active sync.WaitGroup // sessions not yet finished (closed and hooks run)
 	serves sync.WaitGroup // Serve loops
+
+	flushers   []*flusher
+	flushQuit  chan struct{}
+	flushDone  sync.WaitGroup
+	finishOnce sync.Once
+}
+
+// flusherFor returns the flusher that owns a session's writes.
+func (s *Server) flusherFor(id int64) *flusher {
+	return s.flushers[uint64(id)%uint64(len(s.flushers))]
 }
 
 // New validates cfg and returns a server.
@@ -58,6 +69,14 @@ func New(cfg Config) (*Server, error) {
 		sessions:  make(map[int64]*Session),
 		uids:      make(map[string]*Session),
 		listeners: make(map[net.Listener]struct{}),
+	}
+	// One flusher per CPU the process may use: writes are syscall-bound.
+	s.flushQuit = make(chan struct{})
+	for range max(1, runtime.GOMAXPROCS(0)) {
+		f := newFlusher()
+		s.flushers = append(s.flushers, f)
+		s.flushDone.Add(1)
+		go func() { defer s.flushDone.Done(); f.run(s.flushQuit) }()
 	}
 	s.heartbeatPkg, _ = protocol.EncodePackage(protocol.Heartbeat, nil)
 	var err error
@@ -213,6 +232,10 @@ func (s *Server) Close() error {
 
 func (s *Server) finish() {
 	s.cancel()
+	s.finishOnce.Do(func() {
+		close(s.flushQuit)
+		s.flushDone.Wait()
+	})
 	s.pool.Close()
 }
 

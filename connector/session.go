@@ -50,6 +50,10 @@ type Session struct {
 	// Owned by the reader goroutine.
 	dec          protocol.Decoder
 	frame        wsFrame
+	readFn       func(fd uintptr) bool
+	rbuf         *[]byte
+	rn           int
+	rerr         error
 	deadlineAt   int64 // unix nanos when the read deadline was last pushed out
 	rateTokens   float64
 	rateAt       int64
@@ -61,8 +65,15 @@ type Session struct {
 	running bool
 	inWait  chan struct{}
 
-	wmu        sync.Mutex // write queue
-	wq         []outbound
+	wmu sync.Mutex // write queue
+	wq  []outbound
+	// Owned by whichever goroutine is the session's writer (writing set).
+	rest    []byte // bytes a full socket did not take, for the waiting writer
+	writeFn func(fd uintptr) bool
+	wbuf    []byte
+	wn      int
+	werr    error
+
 	wqBytes    int
 	writing    bool
 	closeAfter bool // a kick is queued: close once it is written
@@ -136,25 +147,38 @@ func (s *Session) Get(key string) (string, bool) {
 	return v, ok
 }
 
-// Set changes a setting.
+// Set changes a setting. Settings are copy-on-write: they change rarely
+// and are read with every forwarded message (SettingsView).
 func (s *Session) Set(key, value string) {
 	s.mu.Lock()
-	if s.settings == nil {
-		s.settings = make(map[string]string, 2)
+	if v, ok := s.settings[key]; !ok || v != value {
+		next := make(map[string]string, len(s.settings)+1)
+		for k, v := range s.settings {
+			next[k] = v
+		}
+		next[key] = value
+		s.settings = next
 	}
-	s.settings[key] = value
 	s.mu.Unlock()
 }
 
 // Settings returns a copy of every setting.
 func (s *Session) Settings() map[string]string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[string]string, len(s.settings))
-	for k, v := range s.settings {
+	view := s.SettingsView()
+	out := make(map[string]string, len(view))
+	for k, v := range view {
 		out[k] = v
 	}
 	return out
+}
+
+// SettingsView returns the current settings without copying them. The map
+// is never modified once returned (Set replaces it), and callers must not
+// modify it either.
+func (s *Session) SettingsView() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.settings
 }
 
 // OnClose registers fn to run once when the session ends, after any message
@@ -262,7 +286,7 @@ func (s *Session) finish() {
 func (s *Session) safely(what string, fn func()) (panicked bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.logger().Error(what+" panicked", "panic", r, "stack", stack())
+			s.logger().Error("panic", "in", what, "panic", r, "stack", stack())
 			panicked = true
 		}
 	}()

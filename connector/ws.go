@@ -7,14 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 
 	"github.com/gobwas/ws"
 )
 
-// WebSocket support: gobwas/ws does the HTTP upgrade and the unmasking; the
-// frame header is parsed here from peeked bytes so that reading allocates
-// nothing and a partly received frame holds no buffer (docs/websocket.md).
+// WebSocket support: gobwas/ws does the HTTP upgrade and the unmasking;
+// frames are parsed here, incrementally, from whatever each read brought:
+// no buffered reader, no allocation, and a frame split anywhere (even inside
+// its header) holds only the few bytes carried in wsFrame (docs/websocket.md).
 
 var (
 	errBadFrame       = errors.New("websocket: protocol error")
@@ -28,43 +28,43 @@ const (
 	opClose        = 0x8
 	opPing         = 0x9
 	opPong         = 0xa
+
+	maxFrameHeader = 14 // 2 + 8 (length) + 4 (mask)
+	maxControl     = 125
 )
 
-// wsFrame is the reader's position inside the current frame.
+// wsFrame is the reader's position in the client's frame stream.
 type wsFrame struct {
-	remaining  int64   // payload bytes still to read
+	remaining  int64   // payload bytes of the current data frame still to come
 	mask       [4]byte // client frames are always masked
 	maskOff    int     // offset into the mask for the next payload byte
 	fragmented bool    // inside a message split over continuation frames
+
+	hdr    [maxFrameHeader]byte // a header split across reads
+	hdrLen int
+
+	ctrlOp   byte   // control frame being collected (0: none)
+	ctrl     []byte // its payload so far (at most 125 bytes)
+	ctrlNeed int
+	ctrlMask [4]byte
 }
 
-// readerPool holds the buffered readers WebSocket connections borrow while
-// bytes are available.
-var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufSize) }}
-
-// upgrade answers the HTTP upgrade whose first bytes the sniffer read. It
-// returns the reader holding any bytes the client sent after its request
-// (nil when there are none), which the caller must consume and release.
-func (s *Session) upgrade(first []byte) (*bufio.Reader, error) {
-	br := readerPool.Get().(*bufio.Reader)
-	br.Reset(io.MultiReader(bytes.NewReader(first), s.nc))
+// upgrade answers the HTTP upgrade whose first bytes the sniffer read, and
+// returns the bytes the client sent after its request (a first frame
+// pipelined without waiting for the 101), which the caller must feed.
+func (s *Session) upgrade(first []byte) ([]byte, error) {
+	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(first), s.nc), 4096)
 	rw := struct {
 		io.Reader
 		io.Writer
 	}{&headerReader{br: br}, s.nc}
 	u := ws.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 512}
 	if _, err := u.Upgrade(rw); err != nil {
-		br.Reset(nil)
-		readerPool.Put(br)
 		return nil, fmt.Errorf("websocket upgrade: %w", err)
 	}
 	s.ws = true
-	if br.Buffered() == 0 {
-		br.Reset(nil)
-		readerPool.Put(br)
-		return nil, nil
-	}
-	return br, nil
+	rest, _ := br.Peek(br.Buffered())
+	return rest, nil
 }
 
 // headerReader gives ws.Upgrader the HTTP request and nothing after it: the
@@ -105,130 +105,163 @@ func (h *headerReader) Read(p []byte) (int, error) {
 
 func (s *Session) readWS() error {
 	for {
-		if err := s.waitReadable(); err != nil {
+		bp, n, err := s.readChunk()
+		if err != nil {
 			return err
 		}
-		br := readerPool.Get().(*bufio.Reader)
-		br.Reset(s.nc)
-		err := s.readFrames(br)
-		br.Reset(nil)
-		readerPool.Put(br)
+		err = s.feedWS((*bp)[:n])
+		bufPool.Put(bp)
 		if err != nil {
 			return err
 		}
 	}
 }
 
-// readFrames consumes what one read brought in. It returns with the reader
-// empty; a frame whose payload is still arriving continues at the next call.
-// Only a split frame header or control frame makes it wait for more bytes
-// (both are at most 14 and 125 bytes; the read deadline bounds the wait).
-func (s *Session) readFrames(br *bufio.Reader) error {
-	if _, err := br.Peek(1); err != nil {
-		return err
+// feedWS consumes one read's bytes. Payloads are unmasked in place (p is the
+// reader's own buffer) and streamed into the package decoder, so several
+// packages per frame and a package split over frames both work.
+func (s *Session) feedWS(p []byte) error {
+	if len(p) > 0 {
+		s.touch()
 	}
-	s.touch()
 	f := &s.frame
-	for br.Buffered() > 0 {
-		if f.remaining == 0 {
-			if err := s.readFrameHeader(br); err != nil {
+	for len(p) > 0 {
+		switch {
+		case f.ctrlNeed > 0:
+			k := min(f.ctrlNeed, len(p))
+			f.ctrl = append(f.ctrl, p[:k]...)
+			f.ctrlNeed -= k
+			p = p[k:]
+			if f.ctrlNeed == 0 {
+				if err := s.control(); err != nil {
+					return err
+				}
+			}
+		case f.remaining > 0:
+			k := int(min(f.remaining, int64(len(p))))
+			ws.Cipher(p[:k], f.mask, f.maskOff)
+			f.maskOff = (f.maskOff + k) % 4
+			f.remaining -= int64(k)
+			if err := s.dec.Feed(p[:k], s.onPackage); err != nil {
 				return err
 			}
-			continue
-		}
-		n := int(min(f.remaining, int64(br.Buffered())))
-		p, _ := br.Peek(n)
-		ws.Cipher(p, f.mask, f.maskOff)
-		f.maskOff = (f.maskOff + n) % 4
-		f.remaining -= int64(n)
-		err := s.dec.Feed(p, s.onPackage)
-		br.Discard(n)
-		if err != nil {
-			return err
+			p = p[k:]
+		default:
+			k, err := s.frameHeader(p)
+			if err != nil {
+				return err
+			}
+			p = p[k:]
 		}
 	}
 	return nil
 }
 
-// readFrameHeader parses one frame header (RFC 6455 §5.2) and handles
-// control frames whole.
-func (s *Session) readFrameHeader(br *bufio.Reader) error {
-	h, err := br.Peek(2)
-	if err != nil {
-		return err
+// frameHeader parses the header at the start of p (after any carried bytes)
+// and returns how many bytes of p it used; a header cut short is carried.
+func (s *Session) frameHeader(p []byte) (int, error) {
+	f := &s.frame
+	h := p
+	if f.hdrLen > 0 { // continue a carried header
+		k := min(maxFrameHeader-f.hdrLen, len(p))
+		copy(f.hdr[f.hdrLen:], p[:k])
+		h = f.hdr[:f.hdrLen+k]
 	}
-	fin, rsv, op := h[0]&0x80 != 0, h[0]&0x70, h[0]&0x0f
-	masked, length := h[1]&0x80 != 0, int64(h[1]&0x7f)
-	size := 2
-	switch length {
+	if len(h) < 2 {
+		return s.carryHeader(h, p)
+	}
+	size := 2 + 4 // every client frame is masked
+	switch h[1] & 0x7f {
 	case 126:
 		size += 2
 	case 127:
 		size += 8
 	}
-	if !masked {
-		return fmt.Errorf("%w: unmasked client frame", errBadFrame)
+	if len(h) < size {
+		return s.carryHeader(h, p)
 	}
-	size += 4
+	used := size - f.hdrLen // bytes of p the header took
+	f.hdrLen = 0
+
+	fin, rsv, op := h[0]&0x80 != 0, h[0]&0x70, h[0]&0x0f
+	if h[1]&0x80 == 0 {
+		return 0, fmt.Errorf("%w: unmasked client frame", errBadFrame)
+	}
 	if rsv != 0 {
-		return fmt.Errorf("%w: reserved bits 0x%x without an extension", errBadFrame, rsv)
+		return 0, fmt.Errorf("%w: reserved bits 0x%x without an extension", errBadFrame, rsv)
 	}
-	if h, err = br.Peek(size); err != nil {
-		return err
-	}
+	length := int64(h[1] & 0x7f)
 	switch length {
 	case 126:
 		length = int64(binary.BigEndian.Uint16(h[2:4]))
 	case 127:
 		u := binary.BigEndian.Uint64(h[2:10])
 		if u > 1<<62 {
-			return fmt.Errorf("%w: frame length %d", errBadFrame, u)
+			return 0, fmt.Errorf("%w: frame length %d", errBadFrame, u)
 		}
 		length = int64(u)
 	}
 	var mask [4]byte
 	copy(mask[:], h[size-4:size])
-	br.Discard(size)
 
-	f := &s.frame
 	switch op {
 	case opBinary, opContinuation:
 		if (op == opContinuation) != f.fragmented {
-			return fmt.Errorf("%w: opcode 0x%x out of sequence", errBadFrame, op)
+			return 0, fmt.Errorf("%w: opcode 0x%x out of sequence", errBadFrame, op)
 		}
 		f.fragmented = !fin
 		f.remaining, f.mask, f.maskOff = length, mask, 0
-		return nil
+		return used, nil
 	case opClose, opPing, opPong:
-		if !fin || length > 125 {
-			return fmt.Errorf("%w: control frame fragmented or longer than 125 bytes", errBadFrame)
+		if !fin || length > maxControl {
+			return 0, fmt.Errorf("%w: control frame fragmented or longer than 125 bytes", errBadFrame)
 		}
-		p, err := br.Peek(int(length))
-		if err != nil {
-			return err
+		f.ctrlOp, f.ctrlMask, f.ctrl = op, mask, f.ctrl[:0]
+		f.ctrlNeed = int(length)
+		if length == 0 {
+			return used, s.control()
 		}
-		ws.Cipher(p, mask, 0)
-		switch op {
-		case opPing:
-			s.enqueueWrite(outbound{b: wsControlFrame(opPong, p), raw: true}, false)
-		case opClose:
-			code := []byte{0x03, 0xe8} // 1000 normal closure
-			if len(p) >= 2 {
-				code = p[:2]
-			}
-			// Echo the close and let the writer end the connection once it is
-			// out (or the write deadline passes).
-			s.enqueueWrite(outbound{b: wsControlFrame(opClose, code), raw: true}, true)
-			br.Discard(int(length))
-			return errClientClosedWS
-		}
-		br.Discard(int(length))
-		return nil
+		return used, nil
 	case opText:
-		return fmt.Errorf("%w: text frame (Pomelo clients send binary)", errBadFrame)
+		return 0, fmt.Errorf("%w: text frame (Pomelo clients send binary)", errBadFrame)
 	default:
-		return fmt.Errorf("%w: opcode 0x%x", errBadFrame, op)
+		return 0, fmt.Errorf("%w: opcode 0x%x", errBadFrame, op)
 	}
+}
+
+// carryHeader keeps the bytes of an incomplete header for the next read.
+func (s *Session) carryHeader(h, p []byte) (int, error) {
+	f := &s.frame
+	if f.hdrLen == 0 {
+		copy(f.hdr[:], h)
+	}
+	f.hdrLen = len(h)
+	return len(p), nil
+}
+
+// control acts on a complete control frame.
+func (s *Session) control() error {
+	f := &s.frame
+	op, payload := f.ctrlOp, f.ctrl
+	f.ctrlOp = 0
+	ws.Cipher(payload, f.ctrlMask, 0)
+	switch op {
+	case opPing:
+		s.enqueueWrite(outbound{b: wsControlFrame(opPong, payload), raw: true}, false)
+	case opClose:
+		code := []byte{0x03, 0xe8} // 1000 normal closure
+		if len(payload) >= 2 {
+			code = payload[:2]
+		}
+		// Echo the close and let the writer end the connection once it is
+		// out (or the write deadline passes).
+		s.enqueueWrite(outbound{b: wsControlFrame(opClose, code), raw: true}, true)
+		return errClientClosedWS
+	}
+	if cap(f.ctrl) > maxControl {
+		f.ctrl = nil
+	}
+	return nil
 }
 
 // wsControlFrame builds an unmasked server control frame.

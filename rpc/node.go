@@ -233,9 +233,66 @@ func (n *Node) dial(m Member) (*peer, error) {
 			func(r *clusterpb.PushRequest, s uint64) { r.Seq = s },
 			func(r *clusterpb.PushReply) uint64 { return r.Seq }),
 	}
+	p.push.ackOf = func(r *clusterpb.PushReply) uint64 { return r.Acked }
+	p.push.onLost = func(lost []*clusterpb.PushRequest) { n.pushesLost(ctx, m.ID, lost) }
+	p.push.onReply = func(r *clusterpb.PushReply) {
+		n.log.Debug("push reached no session for some targets", "peer", m.ID,
+			"missing_sessions", len(r.MissingSessionIds), "missing_uids", len(r.MissingUids), "err", replyError(r.Error))
+	}
 	cc.Connect()
 	go n.watchHealth(ctx, p)
 	return p, nil
+}
+
+// pushesLost handles pushes a broken stream left unacknowledged: they may
+// not have reached their sessions, so those sessions are kicked (their
+// clients reconnect and catch up) rather than left silently out of date. The
+// kick is retried while the frontend is a member and unreachable.
+func (n *Node) pushesLost(ctx context.Context, id string, lost []*clusterpb.PushRequest) {
+	kick := &clusterpb.KickRequest{Reason: "connection between servers lost; please reconnect"}
+	seenS, seenU := map[int64]bool{}, map[string]bool{}
+	broadcasts := 0
+	for _, r := range lost {
+		if r.Broadcast {
+			broadcasts++
+		}
+		for _, sid := range r.SessionIds {
+			if !seenS[sid] {
+				seenS[sid] = true
+				kick.SessionIds = append(kick.SessionIds, sid)
+			}
+		}
+		for _, uid := range r.Uids {
+			if !seenU[uid] {
+				seenU[uid] = true
+				kick.Uids = append(kick.Uids, uid)
+			}
+		}
+	}
+	n.log.Warn("push stream broke before pushes were acknowledged; kicking their sessions",
+		"peer", id, "pushes", len(lost), "sessions", len(kick.SessionIds)+len(kick.Uids), "broadcasts", broadcasts)
+	if len(kick.SessionIds)+len(kick.Uids) == 0 {
+		return
+	}
+	go func() {
+		for attempt := 0; attempt < 30; attempt++ {
+			if _, ok := n.mem.Get(id); !ok {
+				return // gone from the cluster: its sessions went with it
+			}
+			kctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			_, err := n.Kick(kctx, id, kick)
+			cancel()
+			if err == nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+		n.log.Error("could not kick the sessions of lost pushes", "peer", id)
+	}()
 }
 
 // watchHealth marks the peer down in the membership while its connection is
@@ -346,11 +403,12 @@ func (n *Node) Call(ctx context.Context, id, route string, body []byte) ([]byte,
 	return rep.Body, replyError(rep.Error)
 }
 
-// Push delivers a push to sessions of frontend id and returns which targets
-// had no session there.
+// Push delivers a push to sessions of frontend id and waits to learn
+// which targets had no session there.
 func (n *Node) Push(ctx context.Context, id string, req *clusterpb.PushRequest) (*clusterpb.PushReply, error) {
 	ctx, cancel, _ := n.withDeadline(ctx)
 	defer cancel()
+	req.WantReply = true
 	if id == n.cfg.Self.ID && n.cfg.Frontend != nil {
 		rep := n.cfg.Frontend.Push(req)
 		return rep, replyError(rep.Error)
@@ -366,10 +424,13 @@ func (n *Node) Push(ctx context.Context, id string, req *clusterpb.PushRequest) 
 	return rep, replyError(rep.Error)
 }
 
-// PushMany sends pushes to several frontends at once (one request per
-// frontend, keyed by its id) and waits for every reply. It returns the
-// replies and the first error; a frontend that failed has no reply.
-func (n *Node) PushMany(ctx context.Context, reqs map[string]*clusterpb.PushRequest) (map[string]*clusterpb.PushReply, error) {
+// PushMany sends pushes to several frontends (one request per frontend,
+// keyed by its id). With wait false they are one-way: it returns once they
+// are sent, and delivery is guaranteed by acknowledgement (a push lost with
+// its stream gets its sessions kicked); the error then only reports
+// frontends it could not send to. With wait true it also collects every
+// reply, so missing targets are known.
+func (n *Node) PushMany(ctx context.Context, reqs map[string]*clusterpb.PushRequest, wait bool) (map[string]*clusterpb.PushReply, error) {
 	ctx, cancel, _ := n.withDeadline(ctx)
 	defer cancel()
 	type started struct {
@@ -378,18 +439,24 @@ func (n *Node) PushMany(ctx context.Context, reqs map[string]*clusterpb.PushRequ
 	}
 	var (
 		firstErr error
-		replies  = make(map[string]*clusterpb.PushReply, len(reqs))
-		sent     = make(map[string]started, len(reqs))
+		replies  map[string]*clusterpb.PushReply
+		sent     map[string]started
 	)
+	if wait {
+		replies, sent = make(map[string]*clusterpb.PushReply, len(reqs)), make(map[string]started, len(reqs))
+	}
 	note := func(err error) {
 		if firstErr == nil {
 			firstErr = err
 		}
 	}
 	for id, req := range reqs {
+		req.WantReply = wait
 		if id == n.cfg.Self.ID && n.cfg.Frontend != nil {
 			rep := n.cfg.Frontend.Push(req)
-			replies[id] = rep
+			if wait {
+				replies[id] = rep
+			}
 			if err := replyError(rep.Error); err != nil {
 				note(err)
 			}
@@ -400,12 +467,18 @@ func (n *Node) PushMany(ctx context.Context, reqs map[string]*clusterpb.PushRequ
 			note(err)
 			continue
 		}
-		in, err := p.push.start(req, &n.pushWaiters)
+		var waiters *waiterPool[clusterpb.PushReply]
+		if wait {
+			waiters = &n.pushWaiters
+		}
+		in, err := p.push.start(req, waiters)
 		if err != nil {
 			note(callError("push "+req.Route+" to", id, err))
 			continue
 		}
-		sent[id] = started{p, in}
+		if wait {
+			sent[id] = started{p, in}
+		}
 	}
 	for id, s := range sent {
 		rep, err := s.p.push.wait(ctx, s.in, &n.pushWaiters)

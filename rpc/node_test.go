@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,13 +23,25 @@ import (
 type fakeFrontend struct {
 	mu     sync.Mutex
 	pushes []*clusterpb.PushRequest
+	kicks  []*clusterpb.KickRequest
+	hold   chan struct{} // when set, Push waits on it (no acknowledgements go out)
 }
 
 func (f *fakeFrontend) Push(req *clusterpb.PushRequest) *clusterpb.PushReply {
 	f.mu.Lock()
+	hold := f.hold
 	f.pushes = append(f.pushes, req)
 	f.mu.Unlock()
-	return &clusterpb.PushReply{MissingUids: []string{"ghost"}}
+	if hold != nil {
+		<-hold
+	}
+	rep := &clusterpb.PushReply{}
+	for _, u := range req.Uids {
+		if u == "ghost" {
+			rep.MissingUids = append(rep.MissingUids, u)
+		}
+	}
+	return rep
 }
 
 func (f *fakeFrontend) Bind(ctx context.Context, sid int64, uid string) clusterpb.BindStatus {
@@ -39,8 +52,13 @@ func (f *fakeFrontend) Bind(ctx context.Context, sid int64, uid string) clusterp
 }
 
 func (f *fakeFrontend) Kick(ctx context.Context, req *clusterpb.KickRequest) int {
+	f.mu.Lock()
+	f.kicks = append(f.kicks, req)
+	f.mu.Unlock()
 	return len(req.SessionIds)
 }
+
+var deadlineSeen atomic.Bool
 
 type testNode struct {
 	*Node
@@ -78,7 +96,9 @@ func startNodes(t testing.TB) (fe, be *testNode, front *fakeFrontend) {
 			case "chat.h.fail":
 				return &clusterpb.ForwardReply{Error: ErrorReply(handler.Errorf(418, "teapot"))}
 			case "chat.h.slow":
-				<-ctx.Done()
+				<-ctx.Done() // the caller's deadline travelled here
+				deadlineSeen.Store(true)
+				time.Sleep(300 * time.Millisecond) // answer too late
 				return &clusterpb.ForwardReply{}
 			}
 			return &clusterpb.ForwardReply{Body: append([]byte(req.Session.Uid+":"), req.Body...),
@@ -110,6 +130,9 @@ func TestForwardCallPushBindKick(t *testing.T) {
 		t.Fatalf("call: %q %v", body, err)
 	}
 	prep, err := be.Push(ctx, "fe-1", &clusterpb.PushRequest{Route: "onChat", Body: []byte("{}"), Uids: []string{"u7", "ghost"}})
+	if err == nil && (len(prep.MissingUids) != 1 || prep.MissingUids[0] != "ghost") {
+		t.Fatalf("missing %v", prep.MissingUids)
+	}
 	if err != nil || len(prep.MissingUids) != 1 || len(front.pushes) != 1 {
 		t.Fatalf("push: %v %+v", err, prep)
 	}
@@ -156,6 +179,18 @@ func TestDeadlineTravels(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("took %v", d)
+	}
+	waitUntil(t, "the handler's context to end", deadlineSeen.Load)
+}
+
+func waitUntil(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -212,5 +247,61 @@ func TestSecretRequired(t *testing.T) {
 			t.Fatalf("stream without the secret: %v", err)
 		}
 		cc.Close()
+	}
+}
+
+func unacked(p *peer) int {
+	p.push.mu.Lock()
+	defer p.push.mu.Unlock()
+	return len(p.push.unacked)
+}
+
+// One-way pushes are acknowledged in batches: none stays unacknowledged.
+func TestOneWayPushesAreAcknowledged(t *testing.T) {
+	_, be, front := startNodes(t)
+	for i := 0; i < 100; i++ {
+		if _, err := be.PushMany(context.Background(), map[string]*clusterpb.PushRequest{
+			"fe-1": {Route: "onChat", Body: []byte("{}"), Uids: []string{fmt.Sprint("u", i)}},
+		}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := be.peer("fe-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "every push acknowledged", func() bool { return unacked(p) == 0 })
+	front.mu.Lock()
+	defer front.mu.Unlock()
+	if len(front.pushes) != 100 {
+		t.Fatalf("frontend got %d pushes", len(front.pushes))
+	}
+}
+
+// A push stream that breaks with pushes unacknowledged gets their sessions
+// kicked, so no client is left silently missing a message.
+func TestLostPushesKickTheirSessions(t *testing.T) {
+	_, be, front := startNodes(t)
+	release := make(chan struct{})
+	front.mu.Lock()
+	front.hold = release // the frontend takes the first push and sends no ack
+	front.mu.Unlock()
+	ctx := context.Background()
+	be.PushMany(ctx, map[string]*clusterpb.PushRequest{"fe-1": {Route: "onChat", Uids: []string{"a", "b"}}}, false)
+	be.PushMany(ctx, map[string]*clusterpb.PushRequest{"fe-1": {Route: "onChat", SessionIds: []int64{7}, Uids: []string{"b"}}}, false)
+	p, _ := be.peer("fe-1")
+	if n := unacked(p); n != 2 {
+		t.Fatalf("%d unacknowledged, want 2", n)
+	}
+	p.push.close() // the stream breaks
+	close(release)
+	waitUntil(t, "the kick", func() bool {
+		front.mu.Lock()
+		defer front.mu.Unlock()
+		return len(front.kicks) == 1
+	})
+	k := front.kicks[0]
+	if fmt.Sprint(k.Uids) != "[a b]" || fmt.Sprint(k.SessionIds) != "[7]" || k.Reason == "" {
+		t.Fatalf("kick %+v", k)
 	}
 }

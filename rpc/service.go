@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shaddock/shaddock/handler"
+	"github.com/shaddock/shaddock/internal/deadline"
 	"github.com/shaddock/shaddock/proto/clusterpb"
 )
 
@@ -40,7 +41,7 @@ func serveStream[Req, Rep any](n *Node, st grpc.BidiStreamingServer[Req, Rep], h
 			if ms == 0 {
 				ms = uint32(n.cfg.Timeout / time.Millisecond)
 			}
-			ctx, cancel := context.WithTimeout(n.ctx, time.Duration(ms)*time.Millisecond)
+			ctx, cancel := deadline.WithTimeout(n.ctx, time.Duration(ms)*time.Millisecond)
 			rep := handle(ctx, req)
 			cancel()
 			sendMu.Lock()
@@ -75,12 +76,42 @@ func (s *service) Call(st grpc.BidiStreamingServer[clusterpb.CallRequest, cluste
 	}, func(r *clusterpb.CallRequest) uint32 { return r.TimeoutMs })
 }
 
+// pushAckEvery and pushAckDelay bound how many pushes, and for how long, a
+// frontend leaves unacknowledged: acknowledgements are what let a sender
+// know which pushes a broken stream may have lost.
+const (
+	pushAckEvery = 64
+	pushAckDelay = 5 * time.Millisecond
+)
+
 func (s *service) Push(st grpc.BidiStreamingServer[clusterpb.PushRequest, clusterpb.PushReply]) error {
 	if s.n.cfg.Frontend == nil {
 		return status.Error(codes.Unimplemented, "not a frontend")
 	}
 	// Pushes are cheap and must stay in order per sender: handle them on the
-	// receiving goroutine instead of the pool.
+	// receiving goroutine, and acknowledge in batches.
+	var (
+		mu         sync.Mutex // Send and the counters
+		last, sent uint64
+		timer      *time.Timer
+		armed      bool
+		ended      bool
+	)
+	ack := func() { // with mu held
+		if last > sent && !ended {
+			if err := st.Send(&clusterpb.PushReply{Acked: last}); err == nil {
+				sent = last
+			}
+		}
+	}
+	defer func() {
+		mu.Lock()
+		ended = true
+		if timer != nil {
+			timer.Stop()
+		}
+		mu.Unlock()
+	}()
 	for {
 		req, err := st.Recv()
 		if err != nil {
@@ -90,8 +121,25 @@ func (s *service) Push(st grpc.BidiStreamingServer[clusterpb.PushRequest, cluste
 			return err
 		}
 		rep := s.n.cfg.Frontend.Push(req)
-		rep.Seq = req.Seq
-		if err := st.Send(rep); err != nil {
+		mu.Lock()
+		last = req.Seq
+		switch {
+		case req.WantReply || rep.Error != nil || len(rep.MissingSessionIds)+len(rep.MissingUids) > 0:
+			rep.Seq, rep.Acked = req.Seq, last
+			err = st.Send(rep)
+			sent = last
+		case last-sent >= pushAckEvery:
+			ack()
+		case !armed:
+			armed = true
+			if timer == nil {
+				timer = time.AfterFunc(pushAckDelay, func() { mu.Lock(); armed = false; ack(); mu.Unlock() })
+			} else {
+				timer.Reset(pushAckDelay)
+			}
+		}
+		mu.Unlock()
+		if err != nil {
 			return err
 		}
 	}

@@ -23,12 +23,27 @@ type caller[Req, Rep any] struct {
 	getSeq func(*Rep) uint64
 	ctx    context.Context // lives as long as the peer
 
+	// Streams whose receiver acknowledges cumulatively (pushes) set these:
+	// every request sent is kept until acknowledged, and those still kept
+	// when the stream breaks go to onLost.
+	ackOf   func(*Rep) uint64 // the acknowledgement a reply carries, 0 if none
+	onLost  func([]*Req)
+	onReply func(*Rep) // replies nobody waits for (pushes reporting missing targets)
+
 	mu      sync.Mutex
 	stream  grpc.BidiStreamingClient[Req, Rep]
 	pending map[uint64]chan result[Rep]
+	unacked []sent[Req] // in seq order
 	seq     uint64
 
+	// sendMu makes seq order and send order the same, which cumulative
+	// acknowledgements rely on.
 	sendMu sync.Mutex
+}
+
+type sent[Req any] struct {
+	seq uint64
+	req *Req
 }
 
 type result[Rep any] struct {
@@ -70,33 +85,48 @@ type inflight[Rep any] struct {
 	w   chan result[Rep]
 }
 
-// start sends req without waiting, so one goroutine can fan a message out to
-// several peers and then collect the replies.
+// start sends req and returns without waiting, so one goroutine can fan a
+// message out to several peers and then collect the replies. With waiters
+// nil the request is one-way: nobody waits for a reply of its own.
 func (c *caller[Req, Rep]) start(req *Req, waiters *waiterPool[Rep]) (inflight[Rep], error) {
 	st, err := c.current()
 	if err != nil {
 		return inflight[Rep]{}, err
 	}
-	w := waiters.get()
+	var w chan result[Rep]
+	if waiters != nil {
+		w = waiters.get()
+	}
+	c.sendMu.Lock()
 	c.mu.Lock()
 	if c.stream != st { // failed between current() and here
 		c.mu.Unlock()
-		waiters.put(w)
+		c.sendMu.Unlock()
+		if w != nil {
+			waiters.put(w)
+		}
 		return inflight[Rep]{}, fmt.Errorf("%s: %w", c.name, errStreamClosed)
 	}
 	c.seq++
 	seq := c.seq
-	c.pending[seq] = w
+	if w != nil {
+		c.pending[seq] = w
+	}
+	if c.ackOf != nil {
+		c.unacked = append(c.unacked, sent[Req]{seq, req})
+	}
 	c.mu.Unlock()
 	c.setSeq(req, seq)
-
-	c.sendMu.Lock()
 	err = st.Send(req)
 	c.sendMu.Unlock()
 	if err != nil {
+		// fail delivers the error to w (wait returns it) and hands what
+		// was unacknowledged, this request included, to onLost.
 		c.fail(st, err)
+		if w == nil {
+			return inflight[Rep]{}, fmt.Errorf("%s: %w: %v", c.name, errStreamClosed, err)
+		}
 	}
-	// On a send failure, fail has delivered the error to w: wait returns it.
 	return inflight[Rep]{seq: seq, w: w}, nil
 }
 
@@ -145,11 +175,17 @@ func (c *caller[Req, Rep]) receive(st grpc.BidiStreamingClient[Req, Rep]) {
 		}
 		seq := c.getSeq(rep)
 		c.mu.Lock()
+		if c.ackOf != nil {
+			c.acknowledge(c.ackOf(rep))
+		}
 		w, ok := c.pending[seq]
 		delete(c.pending, seq)
 		c.mu.Unlock()
-		if ok {
+		switch {
+		case ok:
 			w <- result[Rep]{rep: rep}
+		case c.onReply != nil && seq != 0:
+			c.onReply(rep)
 		}
 	}
 }
@@ -165,11 +201,36 @@ func (c *caller[Req, Rep]) fail(st grpc.BidiStreamingClient[Req, Rep], err error
 	c.stream = nil
 	pending := c.pending
 	c.pending = make(map[uint64]chan result[Rep])
+	unacked := c.unacked
+	c.unacked = nil
 	c.mu.Unlock()
 	st.CloseSend()
 	ferr := fmt.Errorf("%s: %w: %v", c.name, errStreamClosed, err)
 	for _, w := range pending {
 		w <- result[Rep]{err: ferr}
+	}
+	if len(unacked) > 0 && c.onLost != nil {
+		lost := make([]*Req, len(unacked))
+		for i, u := range unacked {
+			lost[i] = u.req
+		}
+		c.onLost(lost)
+	}
+}
+
+// acknowledge forgets the requests up to and including seq; called with mu.
+func (c *caller[Req, Rep]) acknowledge(seq uint64) {
+	if seq == 0 {
+		return
+	}
+	i := 0
+	for i < len(c.unacked) && c.unacked[i].seq <= seq {
+		c.unacked[i] = sent[Req]{}
+		i++
+	}
+	c.unacked = c.unacked[i:]
+	if len(c.unacked) == 0 && cap(c.unacked) > 1024 {
+		c.unacked = nil
 	}
 }
 

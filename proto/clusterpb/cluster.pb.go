@@ -500,7 +500,11 @@ func (x *CallReply) GetError() *Error {
 }
 
 // PushRequest sends one message to many sessions of one frontend, which
-// encodes it once for all of them.
+// encodes it once for all of them. Pushes are one-way: the frontend handles
+// a stream's pushes in order and acknowledges them cumulatively; the sender
+// keeps what is unacknowledged and, if the stream breaks, kicks the sessions
+// those pushes were for (a push to a live session is delivered or the
+// session is closed).
 type PushRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Seq        uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
@@ -509,7 +513,10 @@ type PushRequest struct {
 	SessionIds []int64                `protobuf:"varint,4,rep,packed,name=session_ids,json=sessionIds,proto3" json:"session_ids,omitempty"`
 	Uids       []string               `protobuf:"bytes,5,rep,name=uids,proto3" json:"uids,omitempty"`
 	// Every session of the frontend.
-	Broadcast     bool `protobuf:"varint,6,opt,name=broadcast,proto3" json:"broadcast,omitempty"`
+	Broadcast bool `protobuf:"varint,6,opt,name=broadcast,proto3" json:"broadcast,omitempty"`
+	// Answer this push with a reply of its own (seq), for a sender that waits
+	// to learn which targets had no session.
+	WantReply     bool `protobuf:"varint,7,opt,name=want_reply,json=wantReply,proto3" json:"want_reply,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -586,15 +593,26 @@ func (x *PushRequest) GetBroadcast() bool {
 	return false
 }
 
+func (x *PushRequest) GetWantReply() bool {
+	if x != nil {
+		return x.WantReply
+	}
+	return false
+}
+
 type PushReply struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Seq   uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
-	// Targets with no session on the frontend.
+	// The push this reply is about: one that wanted a reply, or one with
+	// targets that had no session. 0 for a plain acknowledgement.
+	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// Targets of push seq with no session on the frontend.
 	MissingSessionIds []int64  `protobuf:"varint,2,rep,packed,name=missing_session_ids,json=missingSessionIds,proto3" json:"missing_session_ids,omitempty"`
 	MissingUids       []string `protobuf:"bytes,3,rep,name=missing_uids,json=missingUids,proto3" json:"missing_uids,omitempty"`
 	Error             *Error   `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Every push of the stream up to and including acked has been handled.
+	Acked         uint64 `protobuf:"varint,5,opt,name=acked,proto3" json:"acked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PushReply) Reset() {
@@ -653,6 +671,13 @@ func (x *PushReply) GetError() *Error {
 		return x.Error
 	}
 	return nil
+}
+
+func (x *PushReply) GetAcked() uint64 {
+	if x != nil {
+		return x.Acked
+	}
+	return 0
 }
 
 type BindRequest struct {
@@ -898,7 +923,7 @@ const file_cluster_proto_rawDesc = "" +
 	"\tCallReply\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\x120\n" +
-	"\x05error\x18\x03 \x01(\v2\x1a.shaddock.cluster.v1.ErrorR\x05error\"\x9c\x01\n" +
+	"\x05error\x18\x03 \x01(\v2\x1a.shaddock.cluster.v1.ErrorR\x05error\"\xbb\x01\n" +
 	"\vPushRequest\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x14\n" +
 	"\x05route\x18\x02 \x01(\tR\x05route\x12\x12\n" +
@@ -906,12 +931,15 @@ const file_cluster_proto_rawDesc = "" +
 	"\vsession_ids\x18\x04 \x03(\x03R\n" +
 	"sessionIds\x12\x12\n" +
 	"\x04uids\x18\x05 \x03(\tR\x04uids\x12\x1c\n" +
-	"\tbroadcast\x18\x06 \x01(\bR\tbroadcast\"\xa2\x01\n" +
+	"\tbroadcast\x18\x06 \x01(\bR\tbroadcast\x12\x1d\n" +
+	"\n" +
+	"want_reply\x18\a \x01(\bR\twantReply\"\xb8\x01\n" +
 	"\tPushReply\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
 	"\x13missing_session_ids\x18\x02 \x03(\x03R\x11missingSessionIds\x12!\n" +
 	"\fmissing_uids\x18\x03 \x03(\tR\vmissingUids\x120\n" +
-	"\x05error\x18\x04 \x01(\v2\x1a.shaddock.cluster.v1.ErrorR\x05error\">\n" +
+	"\x05error\x18\x04 \x01(\v2\x1a.shaddock.cluster.v1.ErrorR\x05error\x12\x14\n" +
+	"\x05acked\x18\x05 \x01(\x04R\x05acked\">\n" +
 	"\vBindRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\x03R\tsessionId\x12\x10\n" +
