@@ -34,7 +34,6 @@ func (s *Session) SendPackage(pkg []byte) bool {
 	return s.enqueueWrite(outbound{b: pkg}, false)
 }
 
-
 // enqueueWrite queues o and, if the session has no writer yet, hands it to
 // its flusher. Responses go this way too, not written inline: a client often
 // has a push queued as well, and the two leave in one write (measured: 20 %
