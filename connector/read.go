@@ -36,7 +36,18 @@ func (s *Session) serve() {
 		s.end(err)
 		return
 	}
-	go func() { s.end(loop()) }()
+	go s.run(loop)
+}
+
+// errHandedOff ends a read loop that has started its successor.
+var errHandedOff = errors.New("read loop continues on a new goroutine")
+
+// run runs a read loop until the connection ends, or until the loop hands
+// over to a fresh goroutine after a burst (see readTCP).
+func (s *Session) run(loop func() error) {
+	if err := loop(); err != errHandedOff {
+		s.end(err)
+	}
 }
 
 // end logs why the connection ended and closes the session.
@@ -79,18 +90,24 @@ func (s *Session) start() (func() error, error) {
 	}
 }
 
+// readTCP reads one burst and hands the next wait to a fresh goroutine.
+// Handling a burst can grow a goroutine's stack past 2 KiB, and a parked
+// goroutine keeps its stack (the GC shrinks it only when under a quarter is
+// in use, which a parked reader is not): idle sessions would each hold 4 KiB
+// instead of 2 (measured: 7.6 KB per idle session before, README has the
+// after). A goroutine start costs less than the syscall each burst makes.
 func (s *Session) readTCP() error {
-	for {
-		bp, n, err := s.readChunk()
-		if err != nil {
-			return err
-		}
-		err = s.feed((*bp)[:n])
-		bufPool.Put(bp)
-		if err != nil {
-			return err
-		}
+	bp, n, err := s.readChunk()
+	if err != nil {
+		return err
 	}
+	err = s.feed((*bp)[:n])
+	bufPool.Put(bp)
+	if err != nil {
+		return err
+	}
+	go s.run(s.readTCP)
+	return errHandedOff
 }
 
 // feed decodes bytes from the client and keeps the read deadline ahead.

@@ -14,6 +14,7 @@ var binaries = []struct{ name, pkg string }{
 	{"echo", "./examples/echo"},
 	{"chat", "./examples/chat"},
 	{"master", "./cmd/master"},
+	{"hello", "./examples/hello"},
 }
 
 var (

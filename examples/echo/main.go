@@ -20,6 +20,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -33,6 +34,7 @@ func main() {
 	heartbeat := flag.Duration("heartbeat", 30*time.Second, "heartbeat interval announced to clients (0 disables)")
 	rate := flag.Float64("rate", 1000, "requests per second per session (negative: unlimited)")
 	level := flag.String("log", "info", "log level: debug, info, warn, error")
+	stats := flag.Duration("stats", 0, "log sessions, goroutines and Go memory (stacks, heap) at this interval (0: never)")
 	flag.Parse()
 
 	var lv slog.Level
@@ -41,13 +43,13 @@ func main() {
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
-	if err := run(*addr, *heartbeat, *rate, log); err != nil {
+	if err := run(*addr, *heartbeat, *rate, *stats, log); err != nil {
 		log.Error("echo server failed", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr string, heartbeat time.Duration, rate float64, log *slog.Logger) error {
+func run(addr string, heartbeat time.Duration, rate float64, stats time.Duration, log *slog.Logger) error {
 	if heartbeat == 0 {
 		heartbeat = -1
 	}
@@ -78,6 +80,9 @@ func run(addr string, heartbeat time.Duration, rate float64, log *slog.Logger) e
 	defer stop()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	if stats > 0 {
+		go logStats(ctx, srv, stats, log)
+	}
 	select {
 	case err := <-served:
 		return err
@@ -125,4 +130,22 @@ func register(mux *handler.Mux, srv func() *connector.Server) {
 		}
 		return &bindResp{Code: 200}, nil
 	}))
+}
+
+// logStats shows where an idle connector's memory goes (the benchmarks read
+// it to split bytes per session into stacks and heap).
+func logStats(ctx context.Context, srv *connector.Server, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		log.Info("stats", "sessions", srv.Len(), "goroutines", runtime.NumGoroutine(),
+			"stack_inuse", m.StackInuse, "heap_inuse", m.HeapInuse, "heap_alloc", m.HeapAlloc, "sys", m.Sys)
+	}
 }

@@ -10,6 +10,8 @@
 #   pomelo-nodelay  PEER_NODELAY=1 start.sh (Nagle off: the fair CPU-bound comparison)
 #   pomelo-stock    start.sh (stock: latency-bound by delayed ACKs)
 #
+# The robot runs with GOMAXPROCS=$ROBOT_PROCS (default 1): it shares the
+# machine with the system under test, and one core is plenty for it.
 # Env: OUT (results folder), SYSTEMS (default all three), USERS (200),
 # ROOMS (10), DURATION (20s), WARMUP (2s), TRANSPORT (ws|tcp), TARGETS
 # ("all peer"), PEER_DIR (the pomelo-chat peer), SHADDOCK_PIDS (pids to
@@ -32,6 +34,7 @@ TRANSPORT="${TRANSPORT:-ws}"
 TARGETS="${TARGETS:-all peer}"
 PEER_DIR="${PEER_DIR:-$ROOT/../shared/peers/pomelo-chat}"
 POMELO_RUN="${POMELO_CHAT_RUN:-/tmp/peers/pomelo-chat-run}"
+ROBOT_PROCS="${ROBOT_PROCS:-1}"
 WS=true; [ "$TRANSPORT" = tcp ] && WS=false
 
 command -v jq >/dev/null || { echo "chat.sh: jq is required for the table" >&2; exit 1; }
@@ -125,7 +128,7 @@ for sys in $SYSTEMS; do
   for target in $TARGETS; do
     wait_quiet
     echo "== $sys: robot chat -target $target ($USERS users, $ROOMS rooms, $DURATION, $TRANSPORT)" >&2
-    "$OUT/bin/robot" chat -gate 127.0.0.1:3014 -ws="$WS" -users "$USERS" -rooms "$ROOMS" -duration "$DURATION" \
+    GOMAXPROCS="$ROBOT_PROCS" "$OUT/bin/robot" chat -gate 127.0.0.1:3014 -ws="$WS" -users "$USERS" -rooms "$ROOMS" -duration "$DURATION" \
       -warmup "$WARMUP" -target "$target" "${CPU_ARGS[@]}" -json "$OUT/$sys-$target.json" | tee "$OUT/$sys-$target.txt" \
       || echo "robot chat: exit status $? (see the errors above)" >&2
   done
