@@ -27,10 +27,10 @@ stop:
 list:
 	bin/master list --env=$(ENV)
 
-# Node modules for the interop and browser tests (pinned by the lockfiles).
+# System packages (as root, through apt) and the pinned npm packages the
+# tests need, when missing.
 deps:
-	@command -v node >/dev/null || { echo "node is required (apt-get install -y nodejs npm)"; exit 1; }
-	@[ -d e2e/node/node_modules ] && [ e2e/node/node_modules/.package-lock.json -nt e2e/node/package-lock.json ] || npm ci --prefix e2e/node --no-audit --no-fund
+	.ci/deps.sh
 
 vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }

@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
-
-	"github.com/shaddock/shaddock/proto/clusterpb"
 )
 
 // ChannelService holds the named channels of this backend (Pomelo's
@@ -151,23 +149,7 @@ func (c *Channel) PushTo(ctx context.Context, route string, v any, uids ...strin
 }
 
 func (c *Channel) push(ctx context.Context, route string, v any, targets []Target) error {
-	if len(targets) == 0 {
-		return nil
-	}
-	body, err := encode(v)
-	if err != nil {
-		return fmt.Errorf("channel %s: push %s: encode: %w", c.name, route, err)
-	}
-	reqs := make(map[string]*clusterpb.PushRequest, 2)
-	for _, t := range targets {
-		r := reqs[t.FrontendID]
-		if r == nil {
-			r = &clusterpb.PushRequest{Route: route, Body: body}
-			reqs[t.FrontendID] = r
-		}
-		r.Uids = append(r.Uids, t.UID)
-	}
-	if err := pushMany(ctx, c.svc.cluster, route, reqs, false); err != nil {
+	if err := pushTargets(ctx, c.svc.cluster, route, v, targets, false); err != nil {
 		return fmt.Errorf("channel %s: %w", c.name, err)
 	}
 	return nil

@@ -149,11 +149,21 @@ type SessionService struct {
 // for the frontends' answers: it returns an error naming the users with no
 // session (the others still got it).
 func (ss *SessionService) PushToUIDs(ctx context.Context, route string, v any, targets []Target) error {
+	return pushTargets(ctx, ss.cluster, route, v, targets, true)
+}
+
+// pushTargets encodes v once and sends one request per frontend naming its
+// targets. With wait it reports the targets that had no session; without,
+// it returns once sent (see rpc.Node.PushMany).
+func pushTargets(ctx context.Context, c Cluster, route string, v any, targets []Target, wait bool) error {
+	if len(targets) == 0 {
+		return nil
+	}
 	body, err := encode(v)
 	if err != nil {
 		return fmt.Errorf("push %s: encode: %w", route, err)
 	}
-	reqs := make(map[string]*clusterpb.PushRequest)
+	reqs := make(map[string]*clusterpb.PushRequest, 2)
 	for _, t := range targets {
 		r := reqs[t.FrontendID]
 		if r == nil {
@@ -161,15 +171,6 @@ func (ss *SessionService) PushToUIDs(ctx context.Context, route string, v any, t
 			reqs[t.FrontendID] = r
 		}
 		r.Uids = append(r.Uids, t.UID)
-	}
-	return pushMany(ctx, ss.cluster, route, reqs, true)
-}
-
-// pushMany sends one request per frontend. With wait it reports the targets
-// that had no session; without, it returns once sent (see rpc.Node.PushMany).
-func pushMany(ctx context.Context, c Cluster, route string, reqs map[string]*clusterpb.PushRequest, wait bool) error {
-	if len(reqs) == 0 {
-		return nil
 	}
 	replies, err := c.PushMany(ctx, reqs, wait)
 	var missing []string

@@ -269,40 +269,29 @@ func (s *Server) EncodePush(route string, body []byte) ([]byte, error) {
 // PushToSessions sends one push to the sessions with the given ids, encoding
 // it once. It returns the ids that are not connected here.
 func (s *Server) PushToSessions(ids []int64, route string, body []byte) (missing []int64, err error) {
-	pkg, err := s.EncodePush(route, body)
-	if err != nil {
-		return nil, err
-	}
-	s.mu.RLock()
-	targets := make([]*Session, 0, len(ids))
-	for _, id := range ids {
-		if sess := s.sessions[id]; sess != nil {
-			targets = append(targets, sess)
-		} else {
-			missing = append(missing, id)
-		}
-	}
-	s.mu.RUnlock()
-	for _, sess := range targets {
-		sess.SendPackage(pkg)
-	}
-	return missing, nil
+	return pushTo(s, s.sessions, ids, route, body)
 }
 
 // PushToUIDs sends one push to the sessions bound to uids, encoding it once.
 // It returns the uids with no session here.
 func (s *Server) PushToUIDs(uids []string, route string, body []byte) (missing []string, err error) {
+	return pushTo(s, s.uids, uids, route, body)
+}
+
+// pushTo encodes a push once and queues it to the sessions index holds for
+// keys (looked up under the lock, written to outside it).
+func pushTo[K comparable](s *Server, index map[K]*Session, keys []K, route string, body []byte) (missing []K, err error) {
 	pkg, err := s.EncodePush(route, body)
 	if err != nil {
 		return nil, err
 	}
 	s.mu.RLock()
-	targets := make([]*Session, 0, len(uids))
-	for _, uid := range uids {
-		if sess := s.uids[uid]; sess != nil {
+	targets := make([]*Session, 0, len(keys))
+	for _, k := range keys {
+		if sess := index[k]; sess != nil {
 			targets = append(targets, sess)
 		} else {
-			missing = append(missing, uid)
+			missing = append(missing, k)
 		}
 	}
 	s.mu.RUnlock()

@@ -103,22 +103,6 @@ func (h *headerReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// readWS reads one burst and hands the next wait to a fresh goroutine, as
-// readTCP does.
-func (s *Session) readWS() error {
-	bp, n, err := s.readChunk()
-	if err != nil {
-		return err
-	}
-	err = s.feedWS((*bp)[:n])
-	bufPool.Put(bp)
-	if err != nil {
-		return err
-	}
-	go s.run(s.readWS)
-	return errHandedOff
-}
-
 // feedWS consumes one read's bytes. Payloads are unmasked in place (p is the
 // reader's own buffer) and streamed into the package decoder, so several
 // packages per frame and a package split over frames both work.
