@@ -38,8 +38,11 @@ func (f *frontend) serve(ctx context.Context, r handler.Request) ([]byte, error)
 	if route == nil {
 		route = rpc.DefaultRoute
 	}
-	target, err := route(r.Session, servers)
+	target, err := route(r, servers)
 	if err != nil {
+		if herr := (*handler.Error)(nil); errors.As(err, &herr) {
+			return nil, err // the route function's own answer
+		}
 		return nil, handler.Errorf(handler.CodeUnavailable, "route %s: %v", r.Route, err)
 	}
 	s := r.Session.(*connector.Session)

@@ -50,10 +50,9 @@ port = %d
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	type joinResp struct {
+	type roomResp struct {
 		Room    string `json:"room"`
 		Members int    `json:"members"`
-		Code    int    `json:"code"`
 	}
 	dial := func() *client.Client {
 		c, err := client.Dial(ctx, fmt.Sprintf("127.0.0.1:%d", client1), client.Options{})
@@ -64,18 +63,19 @@ port = %d
 		return c
 	}
 	a, b := dial(), dial()
-	var who struct {
-		Session  int64  `json:"session"`
-		Frontend string `json:"frontend"`
+	// Routing needs the room first: without it the route function refuses.
+	out, err := a.Request(ctx, "room.roomHandler.join", nil)
+	if err != nil || string(out) != `{"code":400,"msg":"enter a room first"}` {
+		t.Fatalf("join before enter: %s %v", out, err)
 	}
-	if err := a.RequestJSON(ctx, "connector.helloHandler.whoami", struct{}{}, &who); err != nil || who.Frontend != "connector-1" || who.Session == 0 {
-		t.Fatalf("whoami: %+v %v", who, err)
-	}
-	// Both sessions join room "blue": their messages route by the room
-	// setting to the same room server, which counts them.
-	var r joinResp
+	// Both enter room "blue" on the connector; their joins then route by
+	// the room setting to the same room server, which counts them.
+	var r roomResp
 	for i, c := range []*client.Client{a, b} {
-		if err := c.RequestJSON(ctx, "room.roomHandler.join", map[string]string{"room": "blue"}, &r); err != nil || r.Members != i+1 {
+		if err := c.RequestJSON(ctx, "connector.helloHandler.enter", map[string]string{"room": "blue"}, &r); err != nil || r.Room != "blue" {
+			t.Fatalf("enter %d: %+v %v", i, r, err)
+		}
+		if err := c.RequestJSON(ctx, "room.roomHandler.join", struct{}{}, &r); err != nil || r.Members != i+1 {
 			t.Fatalf("join %d: %+v %v", i, r, err)
 		}
 	}
@@ -83,9 +83,19 @@ port = %d
 	if err := a.RequestJSON(ctx, "connector.helloHandler.count", map[string]string{"room": "blue"}, &r); err != nil || r.Members != 2 {
 		t.Fatalf("count via remote: %+v %v", r, err)
 	}
+	// The setting the room server made came back to the connector.
+	var who struct {
+		Session  int64             `json:"session"`
+		Frontend string            `json:"frontend"`
+		Settings map[string]string `json:"settings"`
+	}
+	if err := a.RequestJSON(ctx, "connector.helloHandler.whoami", struct{}{}, &who); err != nil ||
+		who.Frontend != "connector-1" || who.Settings["joined"] != "blue" || who.Settings["room"] != "blue" {
+		t.Fatalf("whoami: %+v %v", who, err)
+	}
 	// Errors reach the client as {code, msg}.
-	out, err := a.Request(ctx, "room.roomHandler.join", []byte(`{}`))
+	out, err = a.Request(ctx, "connector.helloHandler.enter", []byte(`{}`))
 	if err != nil || !strings.Contains(string(out), `"code":400`) {
-		t.Fatalf("empty room: %s %v", out, err)
+		t.Fatalf("enter without a room: %s %v", out, err)
 	}
 }

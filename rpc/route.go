@@ -54,13 +54,16 @@ func Pick(key string, servers []Member) (Member, error) {
 	return servers[PickIndex(key, len(servers))], nil
 }
 
-// RouteFunc picks the server of a type that handles a session's message.
-// servers is the eligible list of that type, sorted by id and non-empty.
-type RouteFunc func(s handler.Session, servers []Member) (Member, error)
+// RouteFunc picks the server of a type that handles a client message, from
+// the message (its session, route and body, as Pomelo's route functions get
+// the session and the message). servers is the eligible list of that type,
+// sorted by id and non-empty.
+type RouteFunc func(r handler.Request, servers []Member) (Member, error)
 
 // DefaultRoute routes by crc32 of the session's uid, or of its session id
 // when no uid is bound.
-func DefaultRoute(s handler.Session, servers []Member) (Member, error) {
+func DefaultRoute(r handler.Request, servers []Member) (Member, error) {
+	s := r.Session
 	key := s.UID()
 	if key == "" {
 		key = s.FrontendID() + "#" + strconv.FormatInt(s.ID(), 10)
@@ -71,10 +74,10 @@ func DefaultRoute(s handler.Session, servers []Member) (Member, error) {
 // RouteBySetting routes by crc32 of a session setting (for example the room
 // id), failing when the session does not have it.
 func RouteBySetting(key string) RouteFunc {
-	return func(s handler.Session, servers []Member) (Member, error) {
-		v, ok := s.Get(key)
+	return func(r handler.Request, servers []Member) (Member, error) {
+		v, ok := r.Session.Get(key)
 		if !ok {
-			return Member{}, fmt.Errorf("session %d has no %q setting to route by", s.ID(), key)
+			return Member{}, fmt.Errorf("session %d has no %q setting to route by", r.Session.ID(), key)
 		}
 		return Pick(v, servers)
 	}
