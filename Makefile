@@ -32,9 +32,12 @@ list:
 deps:
 	.ci/deps.sh
 
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 
 # Everything CI runs: vet, unit and end-to-end tests with the race detector,
 # generated code up to date, bounded fuzzing of every decoder.

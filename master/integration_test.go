@@ -57,16 +57,6 @@ func (s *pidSet) add(ss map[string]*masterpb.ServerStatus) {
 	}
 }
 
-func (s *pidSet) list() []int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]int, 0, len(s.pids))
-	for pid := range s.pids {
-		out = append(out, pid)
-	}
-	return out
-}
-
 // running reports the pids that still run game (zombies do not count).
 func (s *pidSet) running(game string) []string {
 	s.mu.Lock()
@@ -185,7 +175,7 @@ func TestClusterLifecycle(t *testing.T) {
 		t.Errorf("chat-server-2 pid %d alive after Kill returned", killed)
 	}
 	time.Sleep(1500 * time.Millisecond) // longer than the first restart backoff
-	ss = waitList(t, cl, time.Second, "chat-server-2 stopped", func(ss map[string]*masterpb.ServerStatus) bool {
+	waitList(t, cl, time.Second, "chat-server-2 stopped", func(ss map[string]*masterpb.ServerStatus) bool {
 		s := ss["chat-server-2"]
 		return s.GetState() == masterpb.ServerState_STOPPED && s.GetInfo().GetPid() == 0
 	})

@@ -242,7 +242,8 @@ func (m *Master) lockPidFile() (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("master: lock %s: %w", path, err)
 	}
-	if err := f.Truncate(0); err == nil {
+	err = f.Truncate(0)
+	if err == nil {
 		_, err = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	if err != nil {

@@ -86,7 +86,6 @@ func NewNode(cfg Config) (*Node, error) {
 	opts := append(RequireSecret(cfg.Secret),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 5 * time.Second, Timeout: 3 * time.Second}),
-		grpc.SharedWriteBuffer(true),
 	)
 	n.srv = grpc.NewServer(opts...)
 	clusterpb.RegisterClusterServer(n.srv, &service{n: n})
@@ -206,7 +205,6 @@ func (n *Node) dial(m Member) (*peer, error) {
 			MinConnectTimeout: 3 * time.Second,
 		}),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 5 * time.Second, Timeout: 3 * time.Second, PermitWithoutStream: true}),
-		grpc.WithSharedWriteBuffer(true),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s at %s: %w", m.ID, m.Addr(), err)
