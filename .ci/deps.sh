@@ -8,7 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 missing=()
 command -v protoc >/dev/null || missing+=(protobuf-compiler)
-[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromium ] || missing+=(chromium fonts-liberation)
 { command -v node >/dev/null && command -v npm >/dev/null; } || missing+=(nodejs npm)
 command -v git >/dev/null || missing+=(git)
 
