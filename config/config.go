@@ -101,15 +101,21 @@ func Parse(name string, data []byte, env string) (*Env, error) {
 // Environments returns the names of the environments in the file, sorted.
 // It checks the TOML syntax and the top level only, not the environments.
 func Environments(name string, data []byte) ([]string, error) {
+	_, _, envs, err := top(name, data)
+	return envs, err
+}
+
+// top decodes the file and checks its top level: every environment name.
+func top(name string, data []byte) (*parser, map[string]any, []string, error) {
 	p, root, err := decode(name, data)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	envs := p.environments(root)
 	if err := p.err(); err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	return envs, nil
+	return p, root, envs, nil
 }
 
 // Server returns the server with the given id.

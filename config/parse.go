@@ -61,12 +61,8 @@ func (p *parser) environments(root map[string]any) []string {
 }
 
 func parse(name string, data []byte, envName string) (*Env, error) {
-	p, root, err := decode(name, data)
+	p, root, envs, err := top(name, data)
 	if err != nil {
-		return nil, err
-	}
-	envs := p.environments(root)
-	if err := p.err(); err != nil {
 		return nil, err
 	}
 	m, ok := root[envName].(map[string]any)

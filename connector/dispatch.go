@@ -25,9 +25,19 @@ const (
 // enqueue hands work to the session's worker, in order. When MaxPending
 // messages are already waiting, the reader blocks here, which stops it
 // reading: the client is slowed by TCP flow control instead of growing memory.
-func (s *Session) enqueue(in inbound) {
+func (s *Session) enqueue(in inbound) { s.queue(in, true) }
+
+// kickAfterQueued queues a kick behind the work already queued, ignoring the
+// MaxPending bound so a shutdown never waits on one session's reader.
+func (s *Session) kickAfterQueued(reason string) {
+	s.queue(inbound{kind: inKick, body: []byte(reason)}, false)
+}
+
+// queue appends in and starts the worker if it is not running; bounded
+// waits while the queue is at MaxPending.
+func (s *Session) queue(in inbound, bounded bool) {
 	s.qmu.Lock()
-	for len(s.inq)-s.inHead >= s.srv.cfg.MaxPending && !s.closed.Load() {
+	for bounded && len(s.inq)-s.inHead >= s.srv.cfg.MaxPending && !s.closed.Load() {
 		if s.inWait == nil {
 			s.inWait = make(chan struct{})
 		}
@@ -41,23 +51,12 @@ func (s *Session) enqueue(in inbound) {
 		return
 	}
 	s.inq = append(s.inq, in)
-	start := !s.running
-	s.running = true
-	s.qmu.Unlock()
-	if start {
-		s.srv.pool.Go(s.drain)
-	}
+	s.startDrainLocked()
 }
 
-// kickAfterQueued queues a kick behind the work already queued, ignoring the
-// MaxPending bound so a shutdown never waits on one session's reader.
-func (s *Session) kickAfterQueued(reason string) {
-	s.qmu.Lock()
-	if s.closed.Load() {
-		s.qmu.Unlock()
-		return
-	}
-	s.inq = append(s.inq, inbound{kind: inKick, body: []byte(reason)})
+// startDrainLocked starts the worker unless it runs; called with qmu held,
+// it releases it.
+func (s *Session) startDrainLocked() {
 	start := !s.running
 	s.running = true
 	s.qmu.Unlock()

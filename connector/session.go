@@ -258,12 +258,7 @@ func (s *Session) close(cause error) {
 		close(s.inWait)
 		s.inWait = nil
 	}
-	start := !s.running
-	s.running = true
-	s.qmu.Unlock()
-	if start {
-		s.srv.pool.Go(s.drain)
-	}
+	s.startDrainLocked()
 }
 
 // finish runs the close hooks; it is the last thing a session does.

@@ -201,14 +201,22 @@ func AppendMessage(dst []byte, m *Message, dict *Dictionary) ([]byte, error) {
 	return append(dst, m.Body...), nil
 }
 
-// AppendDataPackage appends a complete data package (header and message) to dst.
+// AppendDataPackage appends a complete data package (header and message) to
+// dst. The header is filled in after the message, so the route is looked up
+// in the dictionary once.
 func AppendDataPackage(dst []byte, m *Message, dict *Dictionary) ([]byte, error) {
-	n := MessageLen(m, dict)
-	if n > MaxBodyLen {
-		return dst, fmt.Errorf("%w: message of %d bytes", ErrBodyTooLarge, n)
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0)
+	out, err := AppendMessage(dst, m, dict)
+	if err != nil {
+		return dst[:start], err
 	}
-	dst = appendHeader(dst, Data, n)
-	return AppendMessage(dst, m, dict)
+	n := len(out) - start - HeaderLen
+	if n > MaxBodyLen {
+		return out[:start], fmt.Errorf("%w: message of %d bytes", ErrBodyTooLarge, n)
+	}
+	PutHeader(out[start:], Data, n)
+	return out, nil
 }
 
 // EncodeDataPackage returns a new, exactly sized buffer holding a data package.

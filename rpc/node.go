@@ -404,22 +404,8 @@ func (n *Node) Call(ctx context.Context, id, route string, body []byte) ([]byte,
 // Push delivers a push to sessions of frontend id and waits to learn
 // which targets had no session there.
 func (n *Node) Push(ctx context.Context, id string, req *clusterpb.PushRequest) (*clusterpb.PushReply, error) {
-	ctx, cancel, _ := n.withDeadline(ctx)
-	defer cancel()
-	req.WantReply = true
-	if id == n.cfg.Self.ID && n.cfg.Frontend != nil {
-		rep := n.cfg.Frontend.Push(req)
-		return rep, replyError(rep.Error)
-	}
-	p, err := n.peer(id)
-	if err != nil {
-		return nil, err
-	}
-	rep, err := p.push.call(ctx, req, &n.pushWaiters)
-	if err != nil {
-		return nil, callError("push "+req.Route+" to", id, err)
-	}
-	return rep, replyError(rep.Error)
+	reps, err := n.PushMany(ctx, map[string]*clusterpb.PushRequest{id: req}, true)
+	return reps[id], err
 }
 
 // PushMany sends pushes to several frontends (one request per frontend,
