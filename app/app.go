@@ -23,6 +23,10 @@ import (
 // secret in (not an argument: arguments are visible to every user in ps).
 const SecretEnv = "SHADDOCK_CLUSTER_SECRET"
 
+// EpochEnv carries the instance's epoch from the master (see rpc.Member);
+// a server started by hand has none.
+const EpochEnv = "SHADDOCK_EPOCH"
+
 // Info describes the running server to hooks.
 type Info struct {
 	ID, Type, Env string

@@ -99,6 +99,12 @@ func (a *App) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("%s is not set: servers are started by the master (master start --id %s)", SecretEnv, o.id)
 	}
 	os.Unsetenv(SecretEnv) // not inherited by anything the game starts
+	if v := os.Getenv(EpochEnv); v != "" {
+		if self.Epoch, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return fmt.Errorf("%s=%q: %w", EpochEnv, v, err)
+		}
+		os.Unsetenv(EpochEnv)
+	}
 	master := o.master
 	if master == "" {
 		master = net.JoinHostPort(env.Master.Host, strconv.Itoa(env.Master.Port))

@@ -26,6 +26,7 @@ type Cluster struct {
 	t          testing.TB
 	Dir        string // holds servers.toml, run/ and logs/
 	Config     string // servers.toml path
+	Env        string // environment; "" is development
 	GateAddr   string // the gate's client address
 	WebAddr    string // the chat page
 	Connectors []string
@@ -119,11 +120,18 @@ func StartChatCluster(t testing.TB) *Cluster {
 func (c *Cluster) Master(timeout time.Duration, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binPath("master"), append([]string{args[0], "--env=development", "--config", c.Config}, args[1:]...)...)
+	cmd := exec.CommandContext(ctx, binPath("master"), append([]string{args[0], "--env=" + c.env(), "--config", c.Config}, args[1:]...)...)
 	cmd.Dir = c.Dir
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+func (c *Cluster) env() string {
+	if c.Env == "" {
+		return "development"
+	}
+	return c.Env
 }
 
 // List asks the running master for the servers.
@@ -131,7 +139,7 @@ func (c *Cluster) List() *masterpb.ListReply {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cl, err := master.Dial(ctx, "development", c.Config)
+	cl, err := master.Dial(ctx, c.env(), c.Config)
 	if err != nil {
 		c.t.Fatalf("dial master: %v", err)
 	}
@@ -187,14 +195,14 @@ func (c *Cluster) stopAndCheck() {
 // cleanup works even when the master is down.
 func (c *Cluster) knownPids() map[string]int {
 	pids := map[string]int{}
-	if b, err := os.ReadFile(filepath.Join(c.Dir, "run", "development.master.pid")); err == nil {
+	if b, err := os.ReadFile(filepath.Join(c.Dir, "run", c.env()+".master.pid")); err == nil {
 		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
 			pids["master"] = pid
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if cl, err := master.Dial(ctx, "development", c.Config); err == nil {
+	if cl, err := master.Dial(ctx, c.env(), c.Config); err == nil {
 		if rep, err := cl.List(ctx); err == nil {
 			for _, s := range rep.Servers {
 				if s.Info.Pid > 0 {

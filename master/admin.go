@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"syscall"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -16,13 +16,20 @@ import (
 	"github.com/shaddock/shaddock/proto/masterpb"
 )
 
+// The admin commands change what is wanted (under Master.mu), wake the
+// reconcile loop, and wait, bounded, until what is observed matches,
+// streaming a line per server as it gets there. None of them calls a
+// launcher itself, so none hangs on a dead host: a server that cannot be
+// reached is reported when its bound is over.
+
 type adminService struct {
 	masterpb.UnimplementedAdminServer
 	m *Master
 }
 
 // List returns every configured server and every registered one that is not
-// in the config.
+// in the config. It only reads the master's view: it answers at once
+// whatever the hosts do.
 func (a adminService) List(context.Context, *masterpb.ListRequest) (*masterpb.ListReply, error) {
 	m := a.m
 	m.mu.Lock()
@@ -41,11 +48,7 @@ func (m *Master) targets(sel *masterpb.Selector) ([]target, error) {
 	defer m.mu.Unlock()
 	var ts []target
 	for _, id := range m.idsLocked() {
-		srv := m.servers[id]
-		typ, group, front := srv.cfg.Type, srv.cfg.Group, srv.cfg.Frontend
-		if !srv.configured && srv.info != nil {
-			typ, group, front = srv.info.GetType(), srv.info.GetGroup(), srv.info.GetFrontend()
-		}
+		typ, group, front := m.servers[id].typeGroup()
 		if selected(sel, id, typ, group) {
 			ts = append(ts, target{id: id, frontend: front})
 		}
@@ -85,22 +88,197 @@ type opResult struct {
 // operation.
 type progress struct {
 	st          grpc.ServerStreamingServer[masterpb.Progress]
+	mu          sync.Mutex // a stream takes one sender at a time
 	done, total int
 	failed      int
 }
 
 func (p *progress) send(msg string, isErr bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.st.Send(&masterpb.Progress{Message: msg, Done: int32(p.done), Total: int32(p.total), Error: isErr})
 }
 
 func (p *progress) result(r opResult) {
+	p.mu.Lock()
 	p.done++
+	p.mu.Unlock()
 	if r.err != nil {
+		p.mu.Lock()
 		p.failed++
+		p.mu.Unlock()
 		p.send(fmt.Sprintf("%s: %v (%d/%d)", r.id, r.err, p.done, p.total), true)
 		return
 	}
 	p.send(fmt.Sprintf("%s %s (%d/%d)", r.id, r.msg, p.done, p.total), false)
+}
+
+// forward passes the master's notes (uploads, say) to a command's client
+// until the returned func is called.
+func (m *Master) forward(p *progress) func() {
+	notes, unfollow := m.follow()
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case n := <-notes:
+				p.send(n, false)
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		unfollow()
+		close(done)
+		<-finished
+	}
+}
+
+// await waits until check reports the server done (ok or failed), the
+// bound passes, or the master or the client goes away.
+func (m *Master) await(ctx context.Context, id string, bound time.Duration, check func(*server) (done bool, msg string, err error)) opResult {
+	t := time.NewTimer(bound)
+	defer t.Stop()
+	for {
+		m.mu.Lock()
+		srv := m.servers[id]
+		var done bool
+		var msg string
+		var err error
+		if srv == nil {
+			// Only a server that is not in the config is forgotten: when
+			// it stopped.
+			done, msg = true, "stopped (not in the config: it left the membership)"
+		} else {
+			done, msg, err = check(srv)
+		}
+		reason := ""
+		if srv != nil {
+			reason = srv.reason
+		}
+		ch := m.changed
+		m.mu.Unlock()
+		if done {
+			return opResult{id, msg, err}
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			err := fmt.Errorf("not done after %s", bound)
+			if reason != "" {
+				err = fmt.Errorf("not done after %s: %s", bound, reason)
+			}
+			return opResult{id: id, err: err}
+		case <-ctx.Done():
+			return opResult{id: id, err: fmt.Errorf("the client went away: %w", ctx.Err())}
+		case <-m.ctx.Done():
+			return opResult{id: id, err: errMasterClosing}
+		}
+	}
+}
+
+// procAt is a server's process when a command began.
+type procAt struct {
+	pid  int
+	host string
+}
+
+func (s *server) procAt() procAt {
+	if s.inst != nil {
+		return procAt{s.inst.h.PID, s.inst.h.Host}
+	}
+	return procAt{}
+}
+
+var errMasterClosing = errors.New("the master is shutting down")
+
+// failure describes why a start did not succeed, with the log's last lines.
+func (m *Master) failure(srv *server) error {
+	msg := srv.reason
+	if msg == "" {
+		msg = strings.ToLower(srv.state.String())
+	}
+	if srv.tail != "" {
+		msg += "\n" + indent(srv.tail)
+	}
+	if srv.configured {
+		msg += fmt.Sprintf("\n    (master logs --env %s --id %s)", m.env.Name, srv.id)
+	}
+	return errors.New(msg)
+}
+
+// startedCheck reports a server started since epoch: its new instance has
+// registered and runs, or it failed.
+func (m *Master) startedCheck(since uint64) func(*server) (bool, string, error) {
+	return func(srv *server) (bool, string, error) {
+		inst := srv.inst
+		switch {
+		case inst != nil && inst.epoch > since && srv.state == masterpb.ServerState_RUNNING:
+			return true, fmt.Sprintf("running on %s, pid %d", srv.cfg.Host, inst.h.PID), nil
+		case srv.state == masterpb.ServerState_FAILED || (!srv.want && !srv.hasProc()):
+			return true, "", m.failure(srv)
+		}
+		return false, "", nil
+	}
+}
+
+// Start starts the selected configured servers that are not running and
+// reports each once it has registered and runs, or why it failed.
+func (a adminService) Start(req *masterpb.StartRequest, st grpc.ServerStreamingServer[masterpb.Progress]) error {
+	m := a.m
+	ts, err := m.targets(req.GetSelect())
+	if err != nil {
+		return err
+	}
+	p := &progress{st: st, total: len(ts)}
+	defer m.forward(p)()
+	results := make(chan opResult, len(ts))
+	n := 0
+	for _, t := range ts {
+		m.mu.Lock()
+		srv := m.servers[t.id]
+		if !srv.configured {
+			m.mu.Unlock()
+			p.result(opResult{id: t.id, err: errors.New("not in the config: the master cannot start it")})
+			continue
+		}
+		if srv.hasProc() || srv.sess != nil || !srv.waitReg.IsZero() {
+			srv.want = true
+			m.mu.Unlock()
+			p.send(t.id+" is already running", false)
+			n++
+			go func() {
+				results <- m.await(st.Context(), t.id, m.startTimeout+launchTimeout, func(srv *server) (bool, string, error) {
+					switch srv.state {
+					case masterpb.ServerState_RUNNING:
+						return true, "running", nil
+					case masterpb.ServerState_FAILED:
+						return true, "", m.failure(srv)
+					}
+					return false, "", nil
+				})
+			}()
+			continue
+		}
+		since := srv.epoch
+		srv.want, srv.backoff, srv.nextTry, srv.autoStart, srv.killReq = true, 0, time.Time{}, false, false
+		m.notifyLocked()
+		m.mu.Unlock()
+		n++
+		go func() {
+			results <- m.await(st.Context(), t.id, m.startTimeout+launchTimeout, m.startedCheck(since))
+		}()
+	}
+	for range n {
+		p.result(<-results)
+	}
+	if p.failed > 0 {
+		return status.Errorf(codes.Aborted, "%d of %d servers not running", p.failed, p.total)
+	}
+	return nil
 }
 
 // Stop stops the selected servers gracefully, frontends first, and then the
@@ -115,11 +293,13 @@ func (a adminService) Stop(req *masterpb.StopRequest, st grpc.ServerStreamingSer
 	if reason == "" {
 		reason = "server stopping"
 	}
+	procs := map[string]procAt{}
 	m.mu.Lock()
 	for _, t := range ts { // nothing restarts what is being stopped
 		if srv := m.servers[t.id]; srv != nil {
-			srv.want = false
-			srv.gen++
+			// Held until its phase comes: not started, not restarted.
+			srv.hold, srv.restartReq, srv.autoStart = true, false, false
+			procs[t.id] = srv.procAt()
 		}
 	}
 	m.mu.Unlock()
@@ -136,10 +316,18 @@ func (a adminService) Stop(req *masterpb.StopRequest, st grpc.ServerStreamingSer
 		}
 		p.send(fmt.Sprintf("stopping %d %s server(s): %s", len(phase), kind, strings.Join(ids, ", ")), false)
 		results := make(chan opResult, len(phase))
+		m.mu.Lock()
 		for _, t := range phase {
+			if srv := m.servers[t.id]; srv != nil {
+				srv.want, srv.hold, srv.stopReason = false, false, reason
+			}
+		}
+		m.notifyLocked()
+		m.mu.Unlock()
+		for _, t := range phase {
+			pa := procs[t.id]
 			go func() {
-				msg, err := m.stopOne(t.id, reason)
-				results <- opResult{t.id, msg, err}
+				results <- m.await(st.Context(), t.id, termAfter+killAfter+10*time.Second, stoppedCheck(pa.pid, pa.host))
 			}()
 		}
 		for range phase {
@@ -154,7 +342,7 @@ func (a adminService) Stop(req *masterpb.StopRequest, st grpc.ServerStreamingSer
 		}
 		// After this handler returns: the stream ends cleanly, then Run
 		// stops the gRPC server gracefully and returns.
-		defer m.requestStop()
+		defer m.requestStop(nil)
 	}
 	if p.failed > 0 {
 		return status.Errorf(codes.Aborted, "%d of %d servers did not stop", p.failed, p.total)
@@ -162,113 +350,23 @@ func (a adminService) Stop(req *masterpb.StopRequest, st grpc.ServerStreamingSer
 	return nil
 }
 
-// stopCommand asks a server to stop gracefully.
-func stopCommand(reason string) *masterpb.MasterMessage {
-	return &masterpb.MasterMessage{Msg: &masterpb.MasterMessage_Command{Command: &masterpb.Command{
-		Cmd: &masterpb.Command_Stop{Stop: &masterpb.StopCommand{Reason: reason, TimeoutMs: uint32(stopTimeout / time.Millisecond)}}}}}
-}
-
-var errMasterClosing = errors.New("the master is shutting down")
-
-// waitDone waits for a process's end to be recorded, up to d.
-func (m *Master) waitDone(p *proc, d time.Duration) (bool, error) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-p.done:
-		return true, nil
-	case <-t.C:
-		return false, nil
-	case <-m.ctx.Done():
-		return false, errMasterClosing
-	}
-}
-
-// stopOne stops one server: the stop command over its registry stream (or
-// SIGTERM if it is not connected), SIGTERM 15 s later, SIGKILL 5 s after
-// that. It returns when the process has exited.
-func (m *Master) stopOne(id, reason string) (string, error) {
-	m.mu.Lock()
-	srv := m.servers[id]
-	if srv == nil {
-		m.mu.Unlock()
-		return "is gone", nil
-	}
-	srv.want = false
-	srv.gen++
-	p, s := srv.proc, srv.sess
-	if p == nil && s == nil {
-		defer m.mu.Unlock()
-		if !srv.adoptBy.IsZero() {
-			return "", errors.New("it seems to be running (its port is in use) but has not registered and its pid is unknown: cannot stop it")
+// stoppedCheck reports a server with no process and no stream left; pid
+// and host are its process's when the command began (0 if none).
+func stoppedCheck(pid int, host string) func(*server) (bool, string, error) {
+	return func(srv *server) (bool, string, error) {
+		if srv.hasProc() || srv.sess != nil {
+			return false, "", nil
 		}
-		if !srv.configured { // a lost server the config does not know: forget it
-			delete(m.servers, id)
-			m.broadcastLocked(&masterpb.MasterMessage{Msg: &masterpb.MasterMessage_Removed{Removed: id}}, nil)
-			m.notifyLocked()
-			return "was not running; removed from the membership", nil
+		if !srv.waitReg.IsZero() {
+			return true, "", errors.New("it seems to be running (its port is in use) but has not registered and no process of it is known: cannot stop it")
 		}
-		return "was not running", nil
-	}
-	srv.stopping, srv.stopReason = true, reason
-	if s != nil {
-		m.sendLocked(srv, s, stopCommand(reason))
-	}
-	m.mu.Unlock()
-
-	if p == nil {
-		return m.stopUnowned(srv, s)
-	}
-	if s == nil {
-		if err := p.signal(syscall.SIGTERM); err != nil && !errors.Is(err, errEnded) {
-			return "", err
+		if pid == 0 {
+			if srv.stopSent {
+				return true, "stopped (its stream ended; this master did not start it)", nil
+			}
+			return true, "was not running", nil
 		}
-	}
-	how := "stopped"
-	for _, step := range []struct {
-		wait time.Duration
-		sig  syscall.Signal
-		how  string
-	}{{termAfter, syscall.SIGTERM, "stopped after SIGTERM"}, {killAfter, syscall.SIGKILL, "killed (did not stop in time)"}, {killAfter, 0, ""}} {
-		done, err := m.waitDone(p, step.wait)
-		if err != nil {
-			return "", err
-		}
-		if done {
-			return fmt.Sprintf("%s (pid %d, %s)", how, p.pid, p.exitStatus()), nil
-		}
-		if step.sig == 0 {
-			break
-		}
-		m.log.Warn(fmt.Sprintf("%s did not exit in time; sending %s", id, step.sig), "server", id, "pid", p.pid)
-		if err := p.signal(step.sig); err != nil && !errors.Is(err, errEnded) {
-			return "", err
-		}
-		how = step.how
-	}
-	return "", fmt.Errorf("pid %d did not exit after SIGKILL", p.pid)
-}
-
-// stopUnowned waits for a server the master has no process for (it
-// registered on its own) to end its stream after the stop command.
-func (m *Master) stopUnowned(srv *server, s *session) (string, error) {
-	deadline := time.NewTimer(termAfter + killAfter)
-	defer deadline.Stop()
-	for {
-		m.mu.Lock()
-		gone := srv.sess != s
-		ch := m.changed
-		m.mu.Unlock()
-		if gone {
-			return "stopped (its stream ended; this master did not start it)", nil
-		}
-		select {
-		case <-ch:
-		case <-deadline.C:
-			return "", fmt.Errorf("did not stop within %s, and this master did not start it, so it cannot signal it", termAfter+killAfter)
-		case <-m.ctx.Done():
-			return "", errMasterClosing
-		}
+		return true, fmt.Sprintf("%s (pid %d on %s)", srv.reason, pid, host), nil
 	}
 }
 
@@ -283,13 +381,32 @@ func (a adminService) Kill(req *masterpb.StopRequest, st grpc.ServerStreamingSer
 	}
 	p := &progress{st: st, total: len(ts)}
 	results := make(chan opResult, len(ts))
+	n := 0
+	m.mu.Lock()
 	for _, t := range ts {
+		srv := m.servers[t.id]
+		srv.want, srv.restartReq, srv.autoStart = false, false, false
+		if srv.inst == nil && (srv.sess != nil || !srv.waitReg.IsZero()) {
+			results <- opResult{id: t.id, err: errors.New("running, but not started or adopted by this master: cannot kill it by pid")}
+			n++
+			continue
+		}
+		srv.killReq = srv.inst != nil || srv.starting
+		pa := srv.procAt()
+		n++
 		go func() {
-			msg, err := m.killOne(t.id)
-			results <- opResult{t.id, msg, err}
+			results <- m.await(st.Context(), t.id, killAfter+launchTimeout, func(srv *server) (bool, string, error) {
+				done, msg, err := stoppedCheck(pa.pid, pa.host)(srv)
+				if done && err == nil && pa.pid != 0 {
+					msg = fmt.Sprintf("killed (pid %d on %s)", pa.pid, pa.host)
+				}
+				return done, msg, err
+			})
 		}()
 	}
-	for range ts {
+	m.notifyLocked()
+	m.mu.Unlock()
+	for range n {
 		p.result(<-results)
 	}
 	if p.failed > 0 {
@@ -298,125 +415,54 @@ func (a adminService) Kill(req *masterpb.StopRequest, st grpc.ServerStreamingSer
 	return nil
 }
 
-func (m *Master) killOne(id string) (string, error) {
-	m.mu.Lock()
-	srv := m.servers[id]
-	if srv == nil {
-		m.mu.Unlock()
-		return "is gone", nil
-	}
-	srv.want = false
-	srv.gen++
-	p := srv.proc
-	if p == nil {
-		defer m.mu.Unlock()
-		if srv.sess != nil || !srv.adoptBy.IsZero() {
-			return "", errors.New("running, but not started or adopted by this master: cannot kill it by pid")
-		}
-		return "was not running", nil
-	}
-	srv.stopping, srv.stopReason = true, "killed"
-	m.mu.Unlock()
-	m.log.Warn("killing "+id, "server", id, "pid", p.pid)
-	if err := p.signal(syscall.SIGKILL); err != nil && !errors.Is(err, errEnded) {
-		return "", err
-	}
-	done, err := m.waitDone(p, killAfter)
-	if err != nil {
-		return "", err
-	}
-	if !done {
-		return "", fmt.Errorf("pid %d did not exit after SIGKILL", p.pid)
-	}
-	return fmt.Sprintf("killed (pid %d, %s)", p.pid, p.exitStatus()), nil
-}
-
-// Start starts the selected configured servers that are not running and
-// reports each as it reaches RUNNING, for up to 30 s.
-func (a adminService) Start(req *masterpb.StartRequest, st grpc.ServerStreamingServer[masterpb.Progress]) error {
+// Restart restarts the selected servers one after another: each is stopped
+// gracefully and started again, and the next one waits until its new
+// instance runs. It stops at the first failure, so a broken server never
+// takes the others down with it.
+func (a adminService) Restart(req *masterpb.StopRequest, st grpc.ServerStreamingServer[masterpb.Progress]) error {
 	m := a.m
 	ts, err := m.targets(req.GetSelect())
 	if err != nil {
 		return err
 	}
+	reason := req.GetReason()
+	if reason == "" {
+		reason = "server restarting"
+	}
 	p := &progress{st: st, total: len(ts)}
-	waiting := map[string]*proc{} // id → the process it must reach RUNNING with
-	for _, t := range ts {
+	defer m.forward(p)()
+	for i, t := range ts {
 		m.mu.Lock()
 		srv := m.servers[t.id]
 		if !srv.configured {
 			m.mu.Unlock()
-			p.result(opResult{id: t.id, err: errors.New("not in the config: the master cannot start it")})
+			p.result(opResult{id: t.id, err: errors.New("not in the config: the master cannot start it again")})
 			continue
 		}
-		srv.want = true
-		srv.gen++
-		srv.backoff = 0
-		running := srv.proc != nil || srv.spawning || srv.sess != nil || !srv.adoptBy.IsZero()
-		cur := srv.proc
+		oldPid := 0
+		if srv.inst != nil {
+			oldPid = srv.inst.h.PID
+		}
+		since := srv.epoch
+		srv.want, srv.restartReq, srv.stopReason = true, true, reason
+		srv.backoff, srv.nextTry, srv.autoStart, srv.killReq = 0, time.Time{}, false, false
+		m.notifyLocked()
 		m.mu.Unlock()
-		if running {
-			p.send(t.id+" is already running", false)
-			waiting[t.id] = cur
-			continue
+		r := m.await(st.Context(), t.id, termAfter+killAfter+m.startTimeout+launchTimeout, m.startedCheck(since))
+		if r.err == nil && oldPid != 0 {
+			r.msg = fmt.Sprintf("restarted: pid %d → %s", oldPid, r.msg)
 		}
-		started, err := m.spawn(t.id, false)
-		if err != nil {
-			p.result(opResult{id: t.id, err: err})
-			continue
-		}
-		waiting[t.id] = started
-	}
-	timeout := time.NewTimer(startWait)
-	defer timeout.Stop()
-	for len(waiting) > 0 {
-		m.mu.Lock()
-		var results []opResult
-		for _, id := range sortedIDs(keys(waiting)) {
-			srv, want := m.servers[id], waiting[id]
-			switch {
-			case srv.state == masterpb.ServerState_RUNNING:
-				pid := 0
-				if srv.proc != nil {
-					pid = srv.proc.pid
-				}
-				results = append(results, opResult{id: id, msg: fmt.Sprintf("running (pid %d)", pid)})
-			case want != nil && srv.proc != want:
-				results = append(results, opResult{id: id, err: fmt.Errorf("pid %d exited before it was running (%s); see %s", want.pid, srv.lastErr, m.paths.ServerLog(id))})
+		p.result(r)
+		if r.err != nil {
+			if rest := len(ts) - i - 1; rest > 0 {
+				p.send(fmt.Sprintf("restart stopped at the first failure; %d server(s) not restarted", rest), true)
+				p.failed += rest
 			}
-		}
-		ch := m.changed
-		m.mu.Unlock()
-		for _, r := range results {
-			delete(waiting, r.id)
-			p.result(r)
-		}
-		if len(waiting) == 0 {
 			break
-		}
-		select {
-		case <-ch:
-		case <-timeout.C:
-			for _, id := range sortedIDs(keys(waiting)) {
-				p.result(opResult{id: id, err: fmt.Errorf("not running after %s; see %s", startWait, m.paths.ServerLog(id))})
-			}
-			waiting = nil
-		case <-st.Context().Done():
-			return status.FromContextError(st.Context().Err()).Err()
-		case <-m.ctx.Done():
-			return status.Error(codes.Unavailable, errMasterClosing.Error())
 		}
 	}
 	if p.failed > 0 {
-		return status.Errorf(codes.Aborted, "%d of %d servers not running", p.failed, p.total)
+		return status.Errorf(codes.Aborted, "%d of %d servers not restarted", p.failed, p.total)
 	}
 	return nil
-}
-
-func keys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }

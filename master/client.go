@@ -96,6 +96,16 @@ func (c *Client) Kill(ctx context.Context, sel *masterpb.Selector, progress func
 	return drain("kill", st, progress)
 }
 
+// Restart restarts the selected servers, one after another, and returns
+// when each runs again (or at the first failure).
+func (c *Client) Restart(ctx context.Context, sel *masterpb.Selector, reason string, progress func(*masterpb.Progress)) error {
+	st, err := c.admin.Restart(ctx, &masterpb.StopRequest{Select: sel, Reason: reason})
+	if err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
+	return drain("restart", st, progress)
+}
+
 // Start starts the selected servers and waits until they run.
 func (c *Client) Start(ctx context.Context, sel *masterpb.Selector, progress func(*masterpb.Progress)) error {
 	st, err := c.admin.Start(ctx, &masterpb.StartRequest{Select: sel})
@@ -155,11 +165,13 @@ func (c *Client) StopServers(ctx context.Context, sel *masterpb.Selector, reason
 	return WaitExited(ctx, pidsOf(rep, sel))
 }
 
+// pidsOf returns the pids of the selected servers on this machine (the
+// master itself waits for remote ones before it answers).
 func pidsOf(rep *masterpb.ListReply, sel *masterpb.Selector) map[string]int {
 	pids := map[string]int{}
 	for _, s := range rep.GetServers() {
 		i := s.GetInfo()
-		if i.GetPid() > 0 && selected(sel, i.GetId(), i.GetType(), i.GetGroup()) {
+		if i.GetPid() > 0 && isLocalHost(i.GetHost()) && selected(sel, i.GetId(), i.GetType(), i.GetGroup()) {
 			pids[i.GetId()] = int(i.GetPid())
 		}
 	}
@@ -203,97 +215,10 @@ func WaitMasterExit(ctx context.Context, paths Paths, env string, pid int) error
 	}
 }
 
-// lostFor is how long WaitUp tolerates a server that is down with no
-// process (an auto-restart's first backoffs are shorter).
-const lostFor = 5 * time.Second
-
-// WaitUp waits until the master of env answers and every configured server
-// is RUNNING, printing progress lines (new pids, servers reaching RUNNING)
-// to w. It fails early if a server stays lost, with no process, for 5 s.
-// exited, if not nil, reports a daemon master's early exit.
-func WaitUp(ctx context.Context, env *config.Env, paths Paths, w io.Writer, exited <-chan error) error {
-	pids := map[string]int32{}
-	running := map[string]bool{}
-	var lastErr error
-	var c *Client
-	defer func() {
-		if c != nil {
-			c.Close()
-		}
-	}()
-	lostSince := map[string]time.Time{} // servers down with no process, since
-	total := len(env.Servers)
-	for {
-		if c == nil {
-			c, lastErr = DialEnv(ctx, env, paths)
-		}
-		if c != nil {
-			lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			rep, err := c.List(lctx)
-			cancel()
-			lastErr = err
-			if err != nil && status.Code(err) == codes.Unauthenticated {
-				c.Close() // an old token: the master is starting and wrote a new one
-				c = nil
-			}
-			if err == nil {
-				n := 0
-				for _, s := range rep.GetServers() {
-					id, pid := s.GetInfo().GetId(), s.GetInfo().GetPid()
-					if pid > 0 && pids[id] != pid {
-						pids[id] = pid
-						fmt.Fprintf(w, "%s pid %d (%d/%d)\n", id, pid, len(pids), total)
-					}
-					if s.GetState() == masterpb.ServerState_RUNNING {
-						n++
-						if !running[id] {
-							running[id] = true
-							fmt.Fprintf(w, "%s running (%d/%d)\n", id, len(running), total)
-						}
-					} else if running[id] {
-						delete(running, id)
-						fmt.Fprintf(w, "%s %s\n", id, stateName(s.GetState()))
-					}
-				}
-				for _, s := range rep.GetServers() {
-					id := s.GetInfo().GetId()
-					if s.GetState() != masterpb.ServerState_LOST || s.GetInfo().GetPid() != 0 {
-						delete(lostSince, id)
-						continue
-					}
-					if _, ok := lostSince[id]; !ok {
-						lostSince[id] = time.Now()
-						fmt.Fprintf(w, "%s lost; see %s\n", id, paths.ServerLog(id))
-					} else if time.Since(lostSince[id]) > lostFor {
-						return fmt.Errorf("%s of env %s is not running (lost for %s); see %s", id, env.Name, lostFor, paths.ServerLog(id))
-					}
-				}
-				if n >= total {
-					fmt.Fprintf(w, "env %s is up: %d servers running, master pid %d\n", env.Name, n, rep.GetMasterPid())
-					return nil
-				}
-			}
-		}
-		select {
-		case err := <-exited:
-			if err == nil {
-				err = errors.New("exited")
-			}
-			return fmt.Errorf("master of env %s stopped before the cluster was up: %w", env.Name, err)
-		case <-ctx.Done():
-			if lastErr != nil {
-				return fmt.Errorf("cluster of env %s not up: %w (last error: %v)", env.Name, ctx.Err(), lastErr)
-			}
-			return fmt.Errorf("cluster of env %s not up: %w", env.Name, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
 // WriteTable prints a List reply as a table.
 func WriteTable(w io.Writer, rep *masterpb.ListReply) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tTYPE\tHOST:PORT\tCLIENT\tGROUP\tSTATE\tPID\tUPTIME\tCONNS\tBUILD")
+	fmt.Fprintln(tw, "ID\tTYPE\tHOST:PORT\tCLIENT\tGROUP\tSTATE\tPID\tUPTIME\tCONNS\tBUILD\tREASON")
 	dash := func(s string) string {
 		if s == "" {
 			return "-"
@@ -318,15 +243,21 @@ func WriteTable(w io.Writer, rep *masterpb.ListReply) error {
 		if s.GetRestarts() > 0 {
 			state += fmt.Sprintf(" (%d restarts)", s.GetRestarts())
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i.GetId(), dash(i.GetType()),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i.GetId(), dash(i.GetType()),
 			net.JoinHostPort(i.GetHost(), strconv.Itoa(int(i.GetPort()))), client, dash(i.GetGroup()),
-			state, pid, uptime, conns, dash(i.GetBuild()))
+			state, pid, uptime, conns, dash(i.GetBuild()), dash(oneLine(s.GetReason())))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	_, err := fmt.Fprintf(w, "env %s, master %s pid %d\n", rep.GetEnv(), rep.GetMasterId(), rep.GetMasterPid())
 	return err
+}
+
+// oneLine keeps a reason to its first line, for the table.
+func oneLine(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
 }
 
 // stateName is a state as `master list` shows it: starting, running, ...

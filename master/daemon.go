@@ -9,9 +9,10 @@ import (
 )
 
 // StartDaemon starts exe with args detached from the terminal (a new
-// session, stdin from /dev/null, stdout and stderr appended to logPath) and
-// returns the started command; the caller may Wait for it.
-func StartDaemon(exe string, args []string, logPath string) (*exec.Cmd, error) {
+// session, stdin from /dev/null, stdout and stderr appended to logPath,
+// extra as file descriptors 3, 4, ...) and returns the started command; the
+// caller may Wait for it.
+func StartDaemon(exe string, args []string, logPath string, extra ...*os.File) (*exec.Cmd, error) {
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
 		return nil, fmt.Errorf("start daemon: %w", err)
 	}
@@ -22,6 +23,7 @@ func StartDaemon(exe string, args []string, logPath string) (*exec.Cmd, error) {
 	defer f.Close()
 	cmd := exec.Command(exe, args...)
 	cmd.Stdout, cmd.Stderr = f, f // stdin: nil is /dev/null
+	cmd.ExtraFiles = extra
 	cmd.SysProcAttr = daemonAttr()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start daemon %s: %w", exe, err)

@@ -8,10 +8,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/shaddock/shaddock/master/launch"
 )
 
 // Paths are the directories a master keeps its files in.
@@ -150,19 +150,21 @@ func readToken(path string) (string, error) {
 // next master re-adopts them instead of starting second copies.
 type State struct {
 	Env     string                `json:"env"`
-	Servers map[string]StateEntry `json:"servers"` // by server id
+	Servers map[string]StateEntry `json:"servers"` // running instances, by server id
+	// Epochs is the last epoch given to each server id, running or not, so
+	// that the next master's instances have higher ones.
+	Epochs map[string]uint64 `json:"epochs,omitempty"`
 }
 
-// StateEntry is one server process.
+// StateEntry is one running instance: its launcher's handle and epoch.
 type StateEntry struct {
-	PID     int       `json:"pid"`
-	Binary  string    `json:"binary"` // absolute path it was started from
-	Started time.Time `json:"started"`
+	Handle launch.Handle `json:"handle"`
+	Epoch  uint64        `json:"epoch"`
 }
 
 // readState reads a state file; a missing file is an empty state.
 func readState(path string) (State, error) {
-	st := State{Servers: map[string]StateEntry{}}
+	st := State{Servers: map[string]StateEntry{}, Epochs: map[string]uint64{}}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return st, nil
@@ -171,10 +173,13 @@ func readState(path string) (State, error) {
 		return st, fmt.Errorf("read state %s: %w", path, err)
 	}
 	if err := json.Unmarshal(b, &st); err != nil {
-		return State{Servers: map[string]StateEntry{}}, fmt.Errorf("read state %s: %w", path, err)
+		return State{Servers: map[string]StateEntry{}, Epochs: map[string]uint64{}}, fmt.Errorf("read state %s: %w", path, err)
 	}
 	if st.Servers == nil {
 		st.Servers = map[string]StateEntry{}
+	}
+	if st.Epochs == nil {
+		st.Epochs = map[string]uint64{}
 	}
 	return st, nil
 }
@@ -192,44 +197,4 @@ func writeState(path string, st State) error {
 		return fmt.Errorf("write state %s: %w", path, err)
 	}
 	return nil
-}
-
-// isServerProcess reports whether the process pid runs binary as server id
-// of env: its command line holds the binary path and "--id" id (or
-// "--id=id"), and "--env" env when the line names an env at all.
-func isServerProcess(pid int, binary, env, id string) bool {
-	if !alive(pid) {
-		return false
-	}
-	args, err := cmdline(pid)
-	if err != nil {
-		return false
-	}
-	return matchCmdline(args, binary, env, id)
-}
-
-func matchCmdline(args []string, binary, env, id string) bool {
-	if !slices.Contains(args, binary) {
-		return false
-	}
-	flag := func(name string) (string, bool) {
-		for i, a := range args {
-			for _, p := range []string{"-" + name, "--" + name} {
-				if a == p && i+1 < len(args) {
-					return args[i+1], true
-				}
-				if v, ok := strings.CutPrefix(a, p+"="); ok {
-					return v, true
-				}
-			}
-		}
-		return "", false
-	}
-	if got, ok := flag("id"); !ok || got != id {
-		return false
-	}
-	if got, ok := flag("env"); ok && got != env {
-		return false
-	}
-	return true
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/shaddock/shaddock/app"
 	"github.com/shaddock/shaddock/config"
+	"github.com/shaddock/shaddock/master/launch"
 )
 
 func TestStateFileRoundTrip(t *testing.T) {
@@ -18,9 +19,11 @@ func TestStateFileRoundTrip(t *testing.T) {
 		t.Fatalf("missing file: got %+v, %v; want an empty state", empty, err)
 	}
 	want := State{Env: "test", Servers: map[string]StateEntry{
-		"chat-server-1":      {PID: 1234, Binary: "/opt/chat/bin/chat", Started: time.UnixMilli(1_700_000_000_123).UTC()},
-		"connector-server-1": {PID: 99, Binary: "/opt/chat/bin/chat", Started: time.UnixMilli(1_700_000_001_000).UTC()},
-	}}
+		"chat-server-1": {Epoch: 7, Handle: launch.Handle{Driver: "ssh", Host: "10.0.0.12", ID: "chat-server-1", PID: 1234,
+			Started: time.UnixMilli(1_700_000_000_123).UTC(), BootID: "b0", StartTicks: 4242, Binary: "/opt/chat/bin/chat", Log: "/opt/chat/logs/chat-server-1.log"}},
+		"connector-server-1": {Epoch: 1, Handle: launch.Handle{Driver: "local", Host: "127.0.0.1", ID: "connector-server-1", PID: 99,
+			Started: time.UnixMilli(1_700_000_001_000).UTC(), Binary: "/opt/chat/bin/chat"}},
+	}, Epochs: map[string]uint64{"chat-server-1": 7, "connector-server-1": 1, "chat-server-2": 3}}
 	if err := writeState(path, want); err != nil {
 		t.Fatal(err)
 	}
@@ -68,43 +71,9 @@ func TestSecretIsCreatedOnceAndKept(t *testing.T) {
 	}
 }
 
-func TestSecretEnvMatchesApp(t *testing.T) {
-	if SecretEnv != app.SecretEnv {
-		t.Fatalf("master.SecretEnv %q != app.SecretEnv %q", SecretEnv, app.SecretEnv)
-	}
-}
-
-func TestMatchCmdline(t *testing.T) {
-	const bin = "/opt/chat/bin/chat"
-	for _, tc := range []struct {
-		args []string
-		want bool
-	}{
-		{[]string{bin, "--env", "prod", "--id", "chat-1", "--config", "/x"}, true},
-		{[]string{bin, "--env=prod", "--id=chat-1"}, true},
-		{[]string{bin, "-id", "chat-1"}, true},                     // no env on the line: fine
-		{[]string{bin, "--env", "dev", "--id", "chat-1"}, false},   // another environment
-		{[]string{bin, "--env", "prod", "--id", "chat-10"}, false}, // another server
-		{[]string{"/other/bin", "--env", "prod", "--id", "chat-1"}, false},
-		{[]string{bin, "--env", "prod", "chat-1"}, false},
-		{[]string{bin, "--env", "prod", "--id"}, false},
-	} {
-		if got := matchCmdline(tc.args, bin, "prod", "chat-1"); got != tc.want {
-			t.Errorf("matchCmdline(%q) = %v, want %v", tc.args, got, tc.want)
-		}
-	}
-}
-
-func TestIsServerProcessSeesThisProcess(t *testing.T) {
-	args, err := cmdline(os.Getpid())
-	if err != nil {
-		t.Skip("no /proc:", err)
-	}
-	if isServerProcess(os.Getpid(), args[0], "test", "nope") {
-		t.Error("this test process has no --id nope, yet it matched")
-	}
-	if !alive(os.Getpid()) {
-		t.Error("alive(self) = false")
+func TestEnvNamesMatchApp(t *testing.T) {
+	if launch.SecretEnv != app.SecretEnv || launch.EpochEnv != app.EpochEnv {
+		t.Fatalf("launch %q %q != app %q %q", launch.SecretEnv, launch.EpochEnv, app.SecretEnv, app.EpochEnv)
 	}
 }
 

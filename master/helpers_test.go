@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/shaddock/shaddock/config"
+	"github.com/shaddock/shaddock/master/launch"
 	"github.com/shaddock/shaddock/proto/masterpb"
 )
 
@@ -216,4 +217,23 @@ func allRunning(ss map[string]*masterpb.ServerStatus) bool {
 		}
 	}
 	return len(ss) > 0
+}
+
+// cmdline returns a process's arguments (Linux).
+func cmdline(pid int) ([]string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return nil, err
+	}
+	b = bytes.TrimSuffix(b, []byte{0})
+	if len(b) == 0 {
+		return nil, fmt.Errorf("pid %d has no command line", pid)
+	}
+	return strings.Split(string(b), "\x00"), nil
+}
+
+// isServerProcess reports whether pid runs binary as server id.
+func isServerProcess(pid int, binary, id string) bool {
+	args, err := cmdline(pid)
+	return err == nil && alive(pid) && launch.MatchCmdline(args, binary, id)
 }

@@ -77,7 +77,7 @@ func (s *pidSet) killLeftovers(t *testing.T, game string) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for pid, id := range s.pids {
-			if isServerProcess(pid, game, "test", id) {
+			if isServerProcess(pid, game, id) {
 				t.Logf("killing leftover %s pid %d", id, pid)
 				signalPid(pid, syscall.SIGKILL)
 			}
@@ -272,7 +272,7 @@ func TestMasterKill9ReadoptsServers(t *testing.T) {
 	flags := []string{"--env=test", "--config", c.path}
 
 	out, err := runCLI(t, cli, append([]string{"start", "--daemon", "--timeout=30s"}, flags...)...)
-	if err != nil || !strings.Contains(out, "env test is up: 3 servers running") {
+	if err != nil || !strings.Contains(out, "env test is up: all 3 servers running on 1 host") {
 		t.Fatalf("master start --daemon: %v\n%s", err, out)
 	}
 	t.Logf("start --daemon:\n%s", out)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/shaddock/shaddock/config"
+	"github.com/shaddock/shaddock/master/launch"
 	"github.com/shaddock/shaddock/proto/masterpb"
 )
 
@@ -31,11 +33,11 @@ const (
 	stopTimeout      = 10 * time.Second // in-flight work a stopping server is given
 	termAfter        = 15 * time.Second // SIGTERM a server this long after the stop command
 	killAfter        = 5 * time.Second  // SIGKILL it this long after SIGTERM
-	startWait        = 30 * time.Second // Admin.Start waits this long for RUNNING
+	launchTimeout    = 30 * time.Second // bounds one launcher start (upload included)
 	restartMin       = time.Second      // auto-restart backoff, doubling...
 	restartMax       = 30 * time.Second // ...up to this
 	restartReset     = 60 * time.Second // uptime after which the backoff starts over
-	pollInterval     = 100 * time.Millisecond
+	tick             = 100 * time.Millisecond
 	shutdownGrace    = 5 * time.Second // gRPC graceful stop before a hard stop
 )
 
@@ -47,20 +49,38 @@ type Config struct {
 	Env        *config.Env // the environment to run, loaded
 	ConfigPath string      // absolute path of servers.toml, passed to every server
 	RunDir     string      // secret, token, state and pid files (created 0700)
-	LogDir     string      // servers' logs (created 0700)
+	LogDir     string      // local servers' logs (created 0700)
 	Logger     *slog.Logger
+	// Progress receives the start's progress as lines: uploads, a line per
+	// server as it registers or fails, then a summary. Nil discards them.
+	Progress io.Writer
+	// Ready, if not nil, is called once when the start has finished: with
+	// nil when every configured server runs, else with why not.
+	Ready func(error)
+	// KeepGoing keeps the master and the servers that did start running
+	// when others fail to start. Without it a failed start stops what it
+	// started and Run returns the error.
+	KeepGoing bool
+	// Launchers replaces the launchers by driver name ("local", "ssh"),
+	// for tests; by default the master makes its own.
+	Launchers map[string]launch.Launcher
 }
 
 // Master is the control plane of one environment: registry, supervisor and
 // admin API on the master's host:port. Create it with New and call Run.
 type Master struct {
-	env    *config.Env
-	paths  Paths
-	cfgAbs string
-	log    *slog.Logger
-	base   string // absolute working directory of every server
-	binary string // absolute path of the game binary
-	addr   string // control plane host:port
+	env          *config.Env
+	paths        Paths
+	cfgAbs       string
+	log          *slog.Logger
+	base         string // absolute working directory of every server, on every host
+	binary       string // absolute path of the game binary, on every host
+	addr         string // control plane host:port
+	startTimeout time.Duration
+	keepGoing    bool
+	ready        func(error)
+
+	hosts *hosts // launchers, uploads, host errors
 
 	secret, token string
 	running       atomic.Bool
@@ -68,8 +88,15 @@ type Master struct {
 	ctx      context.Context // ends when Run starts shutting down
 	wg       sync.WaitGroup  // every goroutine the master starts, besides gRPC handlers
 	stopOnce sync.Once
-	stopReq  chan struct{} // closed when an admin Stop asks the master to exit
+	stopReq  chan struct{} // closed when an admin Stop (or a failed start) asks the master to exit
+	stopErr  error         // why, when it is a failure; set before stopReq closes
 	stateMu  sync.Mutex    // serialises state-file writes
+	initial  atomic.Bool   // the start is under way: failures are final, nothing auto-restarts
+	wake     chan struct{} // wakes the reconcile loop
+
+	progMu   sync.Mutex
+	progress io.Writer
+	watchers map[chan string]struct{} // admin calls following the master's notes
 
 	mu         sync.Mutex
 	servers    map[string]*server
@@ -101,34 +128,56 @@ func New(cfg Config) (*Master, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Progress == nil {
+		cfg.Progress = io.Discard
+	}
 	env := cfg.Env
-	base := env.Base
-	if base == "" {
-		base = config.DefaultBase
-	}
-	if !filepath.IsAbs(base) {
-		base = filepath.Join(filepath.Dir(cfg.ConfigPath), base)
-	}
-	binary := env.Binary
-	if !filepath.IsAbs(binary) {
-		binary = filepath.Join(base, binary)
-	}
+	base, binary := ServerPaths(env, cfg.ConfigPath)
 	m := &Master{
-		env:     env,
-		paths:   Paths{RunDir: cfg.RunDir, LogDir: cfg.LogDir},
-		cfgAbs:  cfg.ConfigPath,
-		log:     cfg.Logger.With("env", env.Name),
-		base:    filepath.Clean(base),
-		binary:  filepath.Clean(binary),
-		addr:    net.JoinHostPort(env.Master.Host, strconv.Itoa(env.Master.Port)),
-		stopReq: make(chan struct{}),
-		servers: make(map[string]*server),
-		changed: make(chan struct{}),
+		env:          env,
+		paths:        Paths{RunDir: cfg.RunDir, LogDir: cfg.LogDir},
+		cfgAbs:       cfg.ConfigPath,
+		log:          cfg.Logger.With("env", env.Name),
+		base:         base,
+		binary:       binary,
+		addr:         net.JoinHostPort(env.Master.Host, strconv.Itoa(env.Master.Port)),
+		startTimeout: env.Rolling.StartTimeout,
+		keepGoing:    cfg.KeepGoing,
+		ready:        cfg.Ready,
+		stopReq:      make(chan struct{}),
+		wake:         make(chan struct{}, 1),
+		progress:     cfg.Progress,
+		watchers:     map[chan string]struct{}{},
+		servers:      make(map[string]*server),
+		changed:      make(chan struct{}),
 	}
+	if m.startTimeout <= 0 {
+		m.startTimeout = config.DefaultStartTimeout
+	}
+	m.hosts = newHosts(m, cfg.Launchers)
 	for _, s := range env.Servers {
 		m.servers[s.ID] = &server{id: s.ID, cfg: s, configured: true, state: masterpb.ServerState_STOPPED, want: true}
 	}
 	return m, nil
+}
+
+// ServerPaths returns the absolute working directory (base) and game binary
+// of env's servers, as every host sees them: base relative to the config
+// file's directory, the binary relative to base. Pomelo's rule holds: the
+// same paths on every host.
+func ServerPaths(env *config.Env, configPath string) (base, binary string) {
+	base = env.Base
+	if base == "" {
+		base = config.DefaultBase
+	}
+	if !filepath.IsAbs(base) {
+		base = filepath.Join(filepath.Dir(configPath), base)
+	}
+	binary = env.Binary
+	if !filepath.IsAbs(binary) {
+		binary = filepath.Join(base, binary)
+	}
+	return filepath.Clean(base), filepath.Clean(binary)
 }
 
 // Addr is the control plane's address, host:port.
@@ -137,11 +186,13 @@ func (m *Master) Addr() string { return m.addr }
 // Run serves the registry and the admin API, re-adopts the servers still
 // running from an earlier master and starts the others, and supervises them
 // until ctx ends or an admin Stop asks the master to exit. Ending ctx stops
-// the master only: the servers keep serving. Run can be called once.
+// the master only: the servers keep serving. Run can be called once. It
+// returns an error if the start failed (and KeepGoing was not set).
 func (m *Master) Run(ctx context.Context) error {
 	if !m.running.CompareAndSwap(false, true) {
 		return errors.New("master: Run called twice")
 	}
+	defer m.hosts.close()
 	for _, dir := range []string{m.paths.RunDir, m.paths.LogDir} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("master: create %s: %w", dir, err)
@@ -184,9 +235,10 @@ func (m *Master) Run(ctx context.Context) error {
 	m.log.Info("master listening", "addr", m.addr, "pid", os.Getpid(), "servers", len(m.env.Servers),
 		"config", m.cfgAbs, "run_dir", m.paths.RunDir, "log_dir", m.paths.LogDir)
 
-	m.wg.Add(1)
-	go m.monitor()
-	m.startAll()
+	m.initial.Store(true)
+	m.wg.Add(2)
+	go m.reconcile()
+	go m.firstStart()
 
 	var serveErr error
 	select {
@@ -227,7 +279,7 @@ func (m *Master) Run(ctx context.Context) error {
 	if serveErr != nil {
 		return fmt.Errorf("master: serve %s: %w", m.addr, serveErr)
 	}
-	return nil
+	return m.stopErr
 }
 
 // lockPidFile makes this the only master of the environment; the returned
@@ -256,42 +308,44 @@ func (m *Master) lockPidFile() (func(), error) {
 	}, nil
 }
 
-// requestStop makes Run return, once.
-func (m *Master) requestStop() { m.stopOnce.Do(func() { close(m.stopReq) }) }
+// requestStop makes Run return, once, with err (nil for an asked stop).
+func (m *Master) requestStop(err error) {
+	m.stopOnce.Do(func() {
+		m.stopErr = err
+		close(m.stopReq)
+	})
+}
 
-// monitor marks silent servers lost, ends the settling period and gives up
-// on re-adopted servers that never re-register.
-func (m *Master) monitor() {
-	defer m.wg.Done()
-	t := time.NewTicker(200 * time.Millisecond)
-	defer t.Stop()
-	for {
+// note passes a progress line to the start's progress writer while the
+// start is under way, and to the admin calls following the master. It may
+// be called with m.mu held (progMu is always taken after it).
+func (m *Master) note(msg string, isErr bool) {
+	m.progMu.Lock()
+	defer m.progMu.Unlock()
+	if m.initial.Load() {
+		line := msg
+		if isErr {
+			line = "error: " + msg
+		}
+		fmt.Fprintln(m.progress, line)
+	}
+	for ch := range m.watchers {
 		select {
-		case <-m.ctx.Done():
-			return
-		case <-t.C:
+		case ch <- msg:
+		default: // a slow admin client misses a note rather than slowing the master
 		}
-		now := time.Now()
-		m.mu.Lock()
-		if !m.settled && !now.Before(m.settleBy) {
-			var missing []string
-			for id := range m.settleWait {
-				missing = append(missing, id)
-			}
-			m.settleLocked(fmt.Sprintf("grace period over; not re-registered: %s", strings.Join(sortedIDs(missing), ", ")))
-		}
-		for _, srv := range m.servers {
-			switch {
-			case srv.sess != nil && now.Sub(srv.lastSeen) > heartbeatTimeout:
-				m.log.Warn(srv.id+" lost: no heartbeat", "server", srv.id, "silent", now.Sub(srv.lastSeen).Round(time.Millisecond))
-				m.endSessionLocked(srv, "heartbeat timeout")
-				m.setStateLocked(srv, masterpb.ServerState_LOST)
-			case srv.sess == nil && !srv.adoptBy.IsZero() && now.After(srv.adoptBy):
-				srv.adoptBy = time.Time{}
-				m.log.Warn(srv.id+" did not re-register", "server", srv.id, "waited", adoptTimeout)
-				m.setStateLocked(srv, masterpb.ServerState_LOST)
-			}
-		}
-		m.mu.Unlock()
+	}
+}
+
+// follow subscribes to the master's notes until the returned func is called.
+func (m *Master) follow() (<-chan string, func()) {
+	ch := make(chan string, 64)
+	m.progMu.Lock()
+	m.watchers[ch] = struct{}{}
+	m.progMu.Unlock()
+	return ch, func() {
+		m.progMu.Lock()
+		delete(m.watchers, ch)
+		m.progMu.Unlock()
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/shaddock/shaddock/master/launch"
 	"github.com/shaddock/shaddock/proto/masterpb"
 )
 
@@ -68,7 +69,14 @@ func (r registryService) Register(st grpc.BidiStreamingServer[masterpb.ServerMes
 					helloed <- status.Error(codes.InvalidArgument, "the first message must be a Hello with the server's id")
 					return
 				}
-				helloed <- m.hello(s, h)
+				err := m.hello(s, h)
+				if sup, ok := err.(errSuperseded); ok {
+					// The stream is not the server's session: send the stop
+					// here, then refuse.
+					st.Send(stopCommand(fmt.Sprintf("superseded: this is epoch %d of %s, the master runs epoch %d", sup.epoch, sup.id, sup.have)))
+					err = status.Error(codes.FailedPrecondition, sup.Error())
+				}
+				helloed <- err
 				continue
 			}
 			if hb := msg.GetHeartbeat(); hb != nil {
@@ -106,76 +114,83 @@ func (r registryService) Register(st grpc.BidiStreamingServer[masterpb.ServerMes
 	}
 }
 
+// errSuperseded refuses the registration of an instance older than the
+// one the master runs for its id.
+type errSuperseded struct {
+	id          string
+	epoch, have uint64
+}
+
+func (e errSuperseded) Error() string {
+	return fmt.Sprintf("%s epoch %d is superseded by epoch %d", e.id, e.epoch, e.have)
+}
+
 // hello registers a session for the server it names.
 func (m *Master) hello(s *session, h *masterpb.Hello) error {
-	adopted, err := m.helloLocked(s, h)
-	if adopted {
-		m.saveState()
+	adopt, err := m.helloLocked(s, h)
+	if adopt != nil {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			adopt()
+		}()
 	}
 	return err
 }
 
-func (m *Master) helloLocked(s *session, h *masterpb.Hello) (adopted bool, err error) {
+func (m *Master) helloLocked(s *session, h *masterpb.Hello) (adopt func(), err error) {
 	info := h.GetInfo()
-	id := info.GetId()
+	id, epoch, pid := info.GetId(), info.GetEpoch(), int(info.GetPid())
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closing {
-		return false, status.Error(codes.Unavailable, "master shutting down")
+		return nil, status.Error(codes.Unavailable, "master shutting down")
 	}
 	srv := m.servers[id]
 	if srv == nil {
-		srv = &server{id: id, state: masterpb.ServerState_STOPPED}
+		// Running of its own accord: wanted until someone stops it.
+		srv = &server{id: id, state: masterpb.ServerState_STOPPED, want: true}
 		m.servers[id] = srv
-		m.log.Info(id+" registered; it is not in the config", "server", id, "type", info.GetType(), "addr", fmt.Sprintf("%s:%d", info.GetHost(), info.GetPort()))
+		m.log.Info("server registered; it is not in the config", "server", id, "type", info.GetType(), "addr", fmt.Sprintf("%s:%d", info.GetHost(), info.GetPort()))
 	} else if c := srv.cfg; srv.configured && (c.Type != info.GetType() || c.Host != info.GetHost() || int32(c.Port) != info.GetPort()) {
-		m.log.Warn(id+" registered with a type or address that differs from the config", "server", id,
+		m.log.Warn("server registered with a type or address that differs from the config", "server", id,
 			"config", fmt.Sprintf("%s %s:%d", c.Type, c.Host, c.Port), "hello", fmt.Sprintf("%s %s:%d", info.GetType(), info.GetHost(), info.GetPort()))
+	}
+	inst := srv.inst
+	if inst != nil && epoch != 0 && inst.epoch != 0 && epoch < inst.epoch {
+		m.log.Warn("a superseded instance registered; asking it to stop", "server", id, "epoch", epoch, "current", inst.epoch, "pid", pid)
+		return nil, errSuperseded{id, epoch, inst.epoch}
 	}
 	if srv.sess != nil {
 		m.endSessionLocked(srv, "replaced by a new registration")
 	}
-	pid := int(info.GetPid())
-	prev := 0 // the process the master knows for this server
-	if srv.proc != nil {
-		prev = srv.proc.pid
-	} else if srv.info != nil {
-		prev = int(srv.info.GetPid())
-	}
-	sameProcess := pid > 0 && pid == prev
-	if srv.stopping && !sameProcess && srv.proc == nil {
-		srv.stopping = false // stopped earlier, and started again by someone else
-	}
 	s.id = id
-	srv.sess, srv.info, srv.lastSeen, srv.adoptBy = s, info, time.Now(), time.Time{}
+	srv.sess, srv.info, srv.lastSeen, srv.waitReg = s, info, time.Now(), time.Time{}
+	srv.epoch = max(srv.epoch, epoch)
 	switch {
-	case srv.proc == nil && !srv.spawning && srv.configured && pid > 0 && isLocalHost(srv.cfg.Host) &&
-		isServerProcess(pid, m.binary, m.env.Name, id):
-		// Running, but with no pid on record (the state file was lost):
-		// supervise it from now on.
-		started := time.Now()
-		if ms := info.GetStartedUnixMs(); ms > 0 {
-			started = time.UnixMilli(ms)
+	case inst != nil && ((epoch != 0 && epoch == inst.epoch) || (pid > 0 && pid == inst.h.PID)):
+		inst.registered, inst.registerBy = true, time.Time{}
+		if inst.stopping && !inst.killing {
+			// Asked to stop before its stream broke: ask again (a server
+			// acts on the first stop command only).
+			m.sendLocked(srv, s, stopCommand(srv.stopReason))
 		}
-		m.adoptLocked(srv, &proc{pid: pid, started: started, adopted: true, binary: m.binary, env: m.env.Name, id: id, done: make(chan struct{})})
-		srv.adoptBy = time.Time{}
-		m.log.Info(fmt.Sprintf("adopted %s pid %d: found running when it registered", id, pid), "server", id, "pid", pid)
-		adopted = true
-	case srv.proc != nil && pid != srv.proc.pid:
-		m.log.Warn(id+" registered from a process the master did not start", "server", id, "pid", pid, "started_pid", srv.proc.pid)
+	case inst == nil && srv.configured && !srv.starting && pid > 0:
+		adopt = m.adoptRegistered(srv, s, info)
+	case inst != nil:
+		m.log.Warn("server registered from a process the master did not start", "server", id, "pid", pid, "epoch", epoch,
+			"started_pid", inst.h.PID, "started_epoch", inst.epoch)
 	}
-	if srv.stopping && sameProcess {
-		// Asked to stop before its stream broke: ask again (a server acts
-		// on the first stop command only).
-		m.sendLocked(srv, s, stopCommand(srv.stopReason))
+	if !srv.want && inst == nil {
+		srv.stopSent = false // asked to stop, and back: ask again (the reconcile loop does)
 	}
 	st := h.GetState()
 	if st == masterpb.ServerState_SERVER_STATE_UNSPECIFIED {
 		st = masterpb.ServerState_STARTING
 	}
 	old := srv.state
-	srv.state = st
-	m.log.Debug(id+" registered", "server", id, "pid", pid, "state", st)
+	srv.state, srv.reason = st, ""
+	m.log.Debug("server registered", "server", id, "pid", pid, "epoch", epoch, "state", st)
 	if m.settled {
 		m.sendLocked(srv, s, m.snapshotLocked())
 		s.synced = true
@@ -190,7 +205,49 @@ func (m *Master) helloLocked(s *session, h *masterpb.Hello) (adopted bool, err e
 		m.runningLocked(srv)
 	}
 	m.notifyLocked()
-	return adopted, nil
+	return adopt, nil
+}
+
+// adoptRegistered returns what supervises a configured server that
+// registered while the master knew no process of it (its state file was
+// lost, say): once its launcher confirms the pid runs this server, it is
+// the server's instance.
+func (m *Master) adoptRegistered(srv *server, s *session, info *masterpb.ServerInfo) func() {
+	c := srv.cfg
+	l, err := m.hosts.launcher(c.Host)
+	if err != nil {
+		return nil
+	}
+	driver := launch.DriverSSH
+	if isLocalHost(c.Host) {
+		driver = launch.DriverLocal
+	}
+	h := launch.Handle{Driver: driver, Host: c.Host, ID: c.ID, PID: int(info.GetPid()), Binary: m.binary, Log: m.logPath(c)}
+	if ms := info.GetStartedUnixMs(); ms > 0 {
+		h.Started = time.UnixMilli(ms)
+	}
+	epoch := info.GetEpoch()
+	return func() {
+		ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
+		defer cancel()
+		if err := l.Recover(ctx, h); err != nil {
+			m.log.Warn("registered server not adopted: its process cannot be confirmed", "server", c.ID, "pid", h.PID, "host", c.Host, "err", err)
+			return
+		}
+		m.mu.Lock()
+		if srv.inst != nil || srv.starting || srv.sess != s {
+			m.mu.Unlock()
+			return
+		}
+		inst := newInstance(epoch, h, l, true, time.Time{})
+		inst.registered = true
+		srv.inst = inst
+		m.notifyLocked()
+		m.mu.Unlock()
+		m.log.Info("adopted server: found running when it registered", "server", c.ID, "pid", h.PID, "host", c.Host)
+		m.saveState()
+		m.watch(srv, inst)
+	}
 }
 
 // heartbeat records a server's liveness, state and connection count.
@@ -203,8 +260,8 @@ func (m *Master) heartbeat(s *session, hb *masterpb.Heartbeat) {
 	}
 	srv.lastSeen = time.Now()
 	srv.conns = hb.GetConnections()
-	if st := hb.GetState(); st != masterpb.ServerState_SERVER_STATE_UNSPECIFIED {
-		m.setStateLocked(srv, st)
+	if st := hb.GetState(); st != masterpb.ServerState_SERVER_STATE_UNSPECIFIED && st != srv.state {
+		m.setStateLocked(srv, st, "")
 	}
 }
 
@@ -223,18 +280,20 @@ func (m *Master) sessionEnded(s *session) {
 	if m.closing {
 		return
 	}
-	if srv.stopping || srv.state == masterpb.ServerState_STOPPING {
-		if srv.proc == nil && !srv.spawning {
-			// No process to watch: the stream was its only sign of life.
-			m.setStateLocked(srv, masterpb.ServerState_STOPPED)
-			if !srv.configured {
-				delete(m.servers, srv.id)
-				m.broadcastLocked(&masterpb.MasterMessage{Msg: &masterpb.MasterMessage_Removed{Removed: srv.id}}, nil)
-			}
+	stopping := (srv.inst != nil && srv.inst.stopping) || srv.state == masterpb.ServerState_STOPPING || srv.stopSent
+	switch {
+	case stopping && !srv.hasProc():
+		// No process to watch: the stream was its only sign of life.
+		m.setStateLocked(srv, masterpb.ServerState_STOPPED, "stopped (its stream ended; this master did not start it)")
+		if !srv.configured {
+			delete(m.servers, srv.id)
+			m.broadcastLocked(&masterpb.MasterMessage{Msg: &masterpb.MasterMessage_Removed{Removed: srv.id}}, nil)
 		}
-	} else {
-		m.log.Warn(srv.id+" lost: its registry stream ended", "server", srv.id)
-		m.setStateLocked(srv, masterpb.ServerState_LOST)
+	case stopping:
+		// its process's end follows
+	default:
+		m.log.Warn("server lost: its registry stream ended", "server", srv.id)
+		m.setStateLocked(srv, masterpb.ServerState_LOST, "its registry stream ended")
 	}
 	m.notifyLocked()
 }

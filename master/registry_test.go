@@ -222,6 +222,12 @@ func TestSettlingEndsAfterTheGracePeriod(t *testing.T) {
 // rawRegister opens a registry stream by hand and sends only a Hello.
 func rawRegister(t *testing.T, c *cluster, ctx context.Context, id string) grpc.BidiStreamingClient[masterpb.ServerMessage, masterpb.MasterMessage] {
 	t.Helper()
+	return rawHello(t, c, ctx, &masterpb.ServerInfo{Id: id, Type: "chat", Host: "127.0.0.1", Port: 1})
+}
+
+// rawHello opens a registry stream by hand and sends only a Hello with info.
+func rawHello(t *testing.T, c *cluster, ctx context.Context, info *masterpb.ServerInfo) grpc.BidiStreamingClient[masterpb.ServerMessage, masterpb.MasterMessage] {
+	t.Helper()
 	secret, err := loadOrCreateSecret(c.paths.SecretFile("test"))
 	if err != nil {
 		t.Fatal(err)
@@ -237,7 +243,7 @@ func rawRegister(t *testing.T, c *cluster, ctx context.Context, id string) grpc.
 		t.Fatal(err)
 	}
 	err = st.Send(&masterpb.ServerMessage{Msg: &masterpb.ServerMessage_Hello{Hello: &masterpb.Hello{
-		Info: &masterpb.ServerInfo{Id: id, Type: "chat", Host: "127.0.0.1", Port: 1}, State: masterpb.ServerState_RUNNING}}})
+		Info: info, State: masterpb.ServerState_RUNNING}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,3 +64,11 @@ func stopPhases(ts []target) [][]target {
 	}
 	return phases
 }
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}

@@ -1,138 +1,131 @@
 package master
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/shaddock/shaddock/config"
+	"github.com/shaddock/shaddock/master/launch"
 	"github.com/shaddock/shaddock/proto/masterpb"
 )
 
-// server is the master's view of one server: configured, registered, or
-// both. Its fields are guarded by Master.mu.
+// server is the master's view of one server id: what should be (desired
+// state, set by the config and by commands) and what is (its process,
+// seen through a launcher, and its registry stream). The reconcile loop
+// (supervise.go) moves the second towards the first. Fields are guarded by
+// Master.mu.
 //
-// States as the master sees them:
+// Published states, as `master list` and the cluster see them:
 //
-//	STOPPED  ── start ──► STARTING ── Hello/heartbeat ──► (what it reports:
-//	   ▲                                                    STARTING, RUNNING,
-//	   │ exit after a stop/kill                             DRAINING, STOPPING)
-//	   └─────────────────────────────────────────────────────────┘
-//	LOST: its process exited unasked, its stream ended while it was not
-//	stopping, it was silent for 5 s, or a re-adopted server never came back.
-//	A LOST server that registers again takes the state it reports; one whose
-//	process exited is restarted (with backoff) if autoRestart.
+//	STOPPED  ─ start ─►  STARTING ─ registers ─► what it reports (RUNNING,
+//	   ▲                    │                     DRAINING, STOPPING)
+//	   │                    └─ exec error, exit or no registration ─► FAILED
+//	   └── exit after a stop or kill
+//	LOST: exited unasked, stream ended, silent for 5 s, or a re-adopted
+//	server that did not come back. A lost server whose process lives on
+//	(a cut-off host) is never started a second time; one whose process
+//	ended is restarted with backoff if autoRestart.
 type server struct {
 	id         string
 	cfg        config.Server // zero for a server not in the config
 	configured bool
 
+	// Desired state.
+	want       bool   // it should run
+	hold       bool   // not now: a stop of several servers has yet to reach it
+	killReq    bool   // stop it with SIGKILL, not gracefully
+	restartReq bool   // stop the instance, then start a new one
+	stopReason string // kick reason for its clients
+	autoStart  bool   // the next start is an automatic restart
+
+	// Observed: the process.
+	inst     *instance // the process this master started or adopted, nil if none
+	starting bool      // a launcher start is in flight
+	epoch    uint64    // highest epoch given to, or seen from, an instance of this id
+
+	// Observed: the registry.
+	sess     *session             // current registry stream, nil when not connected
 	info     *masterpb.ServerInfo // from the last Hello; nil until registered
-	state    masterpb.ServerState
-	conns    int32
-	sess     *session // current registry stream, nil when not connected
 	lastSeen time.Time
+	conns    int32
+	stopSent bool      // the stop command went to a server that is not ours
+	waitReg  time.Time // its port answered with no known process: wait until then for it to register
 
-	proc       *proc // the process this master started or adopted, nil if none
-	spawning   bool  // a start is in progress
-	want       bool  // it should run: an unasked exit is restarted (if autoRestart)
-	stopping   bool  // asked to stop or killed: its exit is STOPPED, not LOST
-	stopReason string
-	restarts   int32
-	backoff    time.Duration
-	gen        int       // bumped by start/stop; a pending auto-restart of an older gen is void
-	adoptBy    time.Time // found running at start: must re-register by then
-	lastErr    string    // why the last start failed or how the process ended
+	state    masterpb.ServerState // published
+	reason   string               // why it is lost, failed or stopped
+	tail     string               // last lines of its log when it failed
+	restarts int32
+	backoff  time.Duration
+	nextTry  time.Time // no automatic restart before then
 }
 
-// proc is a server process the master started or adopted. Only pids held
-// here are ever signalled.
-type proc struct {
-	pid      int
-	started  time.Time
-	adopted  bool // not our child: watched by polling /proc
-	binary   string
-	env, id  string
-	done     chan struct{} // closed once its end has been recorded (Master.exited)
-	mu       sync.Mutex
-	ended    bool
-	status   string // how it ended
-	notChild bool   // reap said so: poll by pid
+// instance is one process of a server: started by this master, or adopted
+// (from the state file, or when it registered).
+type instance struct {
+	epoch      uint64
+	h          launch.Handle
+	l          launch.Launcher
+	adopted    bool
+	started    time.Time
+	registerBy time.Time // deadline for its first registration; zero once past or met
+	registered bool      // a Hello from this instance arrived
+	stopping   bool      // a stop or kill is under way: its end is STOPPED, not LOST
+	killing    bool
+	doneOnce   sync.Once
+	done       chan struct{} // closed once its end is recorded
 }
 
-var errEnded = errors.New("process has ended")
-
-// signal sends sig if the process is still the one we started: a reaped
-// child's pid may be reused, and an adopted pid is checked against its
-// command line first.
-func (p *proc) signal(sig syscall.Signal) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ended {
-		return errEnded
-	}
-	if (p.adopted || p.notChild) && !isServerProcess(p.pid, p.binary, p.env, p.id) {
-		return errEnded
-	}
-	if err := signalPid(p.pid, sig); err != nil {
-		return fmt.Errorf("signal %s pid %d: %w", p.id, p.pid, err)
-	}
-	return nil
+func newInstance(epoch uint64, h launch.Handle, l launch.Launcher, adopted bool, registerBy time.Time) *instance {
+	return &instance{epoch: epoch, h: h, l: l, adopted: adopted, started: time.Now(), registerBy: registerBy, done: make(chan struct{})}
 }
 
-// poll checks, without blocking, whether the process has ended, and closes
-// done if so.
-func (p *proc) poll() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ended {
-		return true
+// hasProc reports whether the server has, or is getting, a process.
+func (s *server) hasProc() bool { return s.inst != nil || s.starting }
+
+// typeGroup returns the type, group and frontend flag selectors match on.
+func (s *server) typeGroup() (typ, group string, frontend bool) {
+	if !s.configured && s.info != nil {
+		return s.info.GetType(), s.info.GetGroup(), s.info.GetFrontend()
 	}
-	var ended bool
-	var status string
-	if !p.adopted && !p.notChild {
-		var err error
-		ended, status, err = reap(p.pid)
-		if errors.Is(err, errNotChild) {
-			p.notChild = true // reaped elsewhere, or a child of an earlier master in this process
-		} else if err != nil {
-			ended, status = !alive(p.pid), "ended (status unknown: "+err.Error()+")"
-		}
-	}
-	if p.adopted || p.notChild {
-		if !isServerProcess(p.pid, p.binary, p.env, p.id) {
-			ended, status = true, "exited (adopted: exit status unknown)"
-		}
-	}
-	if ended {
-		p.ended, p.status = true, status
-	}
-	return ended
+	return s.cfg.Type, s.cfg.Group, s.cfg.Frontend
 }
 
-// exitStatus is how the process ended; call after poll reported it.
-func (p *proc) exitStatus() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.status
+// host is where the server runs.
+func (s *server) host() string {
+	if s.configured {
+		return s.cfg.Host
+	}
+	return s.info.GetHost()
 }
 
-// notifyLocked wakes everyone waiting for a change.
+// notifyLocked wakes everyone waiting for a change, and the reconcile loop.
 func (m *Master) notifyLocked() {
 	close(m.changed)
 	m.changed = make(chan struct{})
+	m.kick()
 }
 
-// setStateLocked changes a server's state, tells the cluster if the server
-// is a member, and logs start-up progress.
-func (m *Master) setStateLocked(srv *server, st masterpb.ServerState) {
+// kick wakes the reconcile loop.
+func (m *Master) kick() {
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// setStateLocked changes a server's state and reason, and tells the
+// cluster if the server is a member.
+func (m *Master) setStateLocked(srv *server, st masterpb.ServerState, reason string) {
 	if srv.state == st {
+		if srv.reason != reason {
+			srv.reason = reason
+			m.notifyLocked()
+		}
 		return
 	}
-	srv.state = st
+	srv.state, srv.reason = st, reason
 	if srv.info != nil {
 		m.broadcastLocked(&masterpb.MasterMessage{Msg: &masterpb.MasterMessage_Upsert{Upsert: srv.member()}}, nil)
 	}
@@ -142,12 +135,22 @@ func (m *Master) setStateLocked(srv *server, st masterpb.ServerState) {
 	m.notifyLocked()
 }
 
-// runningLocked logs start-up progress when a server reaches RUNNING.
+// runningLocked reports a server reaching RUNNING.
 func (m *Master) runningLocked(srv *server) {
 	running, total := m.countsLocked()
-	m.log.Info(fmt.Sprintf("%s running (%d/%d)", srv.id, running, total), "server", srv.id)
-	if srv.configured && running == total {
-		m.log.Info(fmt.Sprintf("all %d servers running", total))
+	pid := 0
+	if srv.inst != nil {
+		pid = srv.inst.h.PID
+	} else if srv.info != nil {
+		pid = int(srv.info.GetPid())
+	}
+	msg := srv.id + " running"
+	if h := srv.host(); h != "" {
+		msg += " on " + h
+	}
+	m.log.Info("server running", "server", srv.id, "pid", pid, "running", running, "of", total)
+	if m.initial.Load() {
+		m.note(fmt.Sprintf("%s, pid %d (%d/%d)", msg, pid, running, total), false)
 	}
 }
 
@@ -162,16 +165,6 @@ func (m *Master) countsLocked() (running, total int) {
 		}
 	}
 	return running, total
-}
-
-// withProcLocked counts configured servers that have a process.
-func (m *Master) withProcLocked() (n int) {
-	for _, srv := range m.servers {
-		if srv.configured && srv.proc != nil {
-			n++
-		}
-	}
-	return n
 }
 
 // member is the server as the registry publishes it.
@@ -219,10 +212,10 @@ func (m *Master) statusLocked(srv *server, now time.Time) *masterpb.ServerStatus
 	}
 	var started time.Time
 	switch {
-	case srv.proc != nil:
-		info.Pid, started = int32(srv.proc.pid), srv.proc.started
+	case srv.inst != nil:
+		info.Pid, info.Epoch, started = int32(srv.inst.h.PID), srv.inst.epoch, srv.inst.h.Started
 	case srv.sess != nil && srv.info != nil:
-		info.Pid = srv.info.Pid
+		info.Pid, info.Epoch = srv.info.Pid, srv.info.Epoch
 	}
 	if srv.info != nil && info.Pid != 0 && info.Pid == srv.info.Pid {
 		info.Build = srv.info.Build
@@ -231,6 +224,10 @@ func (m *Master) statusLocked(srv *server, now time.Time) *masterpb.ServerStatus
 		}
 	}
 	st := &masterpb.ServerStatus{Info: info, State: srv.state, Restarts: srv.restarts}
+	switch srv.state {
+	case masterpb.ServerState_LOST, masterpb.ServerState_FAILED, masterpb.ServerState_STOPPED, masterpb.ServerState_STARTING:
+		st.Reason = srv.reason
+	}
 	if info.Pid != 0 {
 		st.Connections = srv.conns
 		if !started.IsZero() {

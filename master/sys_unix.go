@@ -9,10 +9,6 @@ import (
 	"syscall"
 )
 
-// serverAttr puts a server in its own process group, so a Ctrl-C at the
-// master's terminal or the master's death does not reach it.
-func serverAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }
-
 // daemonAttr detaches a daemon master from the terminal's session.
 func daemonAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setsid: true} }
 
@@ -22,33 +18,6 @@ func signalPid(pid int, sig syscall.Signal) error {
 		return fmt.Errorf("signal pid %d: not a process", pid)
 	}
 	return syscall.Kill(pid, sig)
-}
-
-// errNotChild is reap's answer for a process this process did not start.
-var errNotChild = errors.New("not a child of this process")
-
-// reap collects a child without blocking: exited and its status once it has
-// ended, errNotChild if pid is not a child of this process.
-func reap(pid int) (exited bool, status string, err error) {
-	var ws syscall.WaitStatus
-	got, err := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
-	switch {
-	case errors.Is(err, syscall.EINTR):
-		return false, "", nil
-	case errors.Is(err, syscall.ECHILD):
-		return false, "", errNotChild
-	case err != nil:
-		return false, "", err
-	case got != pid:
-		return false, "", nil
-	}
-	switch {
-	case ws.Exited():
-		return true, fmt.Sprintf("exit status %d", ws.ExitStatus()), nil
-	case ws.Signaled():
-		return true, "signal: " + ws.Signal().String(), nil
-	}
-	return true, "ended", nil
 }
 
 // pidExists reports whether a process with this pid exists (zombies

@@ -33,7 +33,10 @@ type Member struct {
 	PID        int
 	Build      string
 	Started    time.Time
-	State      State
+	// Epoch names the instance: a restarted server has a higher one (0 for
+	// a server the master did not start).
+	Epoch uint64
+	State State
 }
 
 // Addr is the member's cluster (gRPC) address.
@@ -44,7 +47,7 @@ func (m Member) ToProto() *masterpb.Member {
 	return &masterpb.Member{State: m.State, Info: &masterpb.ServerInfo{
 		Id: m.ID, Type: m.Type, Host: m.Host, Port: int32(m.Port),
 		ClientHost: m.ClientHost, ClientPort: int32(m.ClientPort), Frontend: m.Frontend,
-		Group: m.Group, Pid: int32(m.PID), Build: m.Build, StartedUnixMs: m.Started.UnixMilli(),
+		Group: m.Group, Pid: int32(m.PID), Build: m.Build, StartedUnixMs: m.Started.UnixMilli(), Epoch: m.Epoch,
 	}}
 }
 
@@ -54,7 +57,7 @@ func MemberFromProto(p *masterpb.Member) Member {
 	m := Member{
 		ID: i.GetId(), Type: i.GetType(), Host: i.GetHost(), Port: int(i.GetPort()),
 		ClientHost: i.GetClientHost(), ClientPort: int(i.GetClientPort()), Frontend: i.GetFrontend(),
-		Group: i.GetGroup(), PID: int(i.GetPid()), Build: i.GetBuild(), State: p.GetState(),
+		Group: i.GetGroup(), PID: int(i.GetPid()), Build: i.GetBuild(), Epoch: i.GetEpoch(), State: p.GetState(),
 	}
 	if ms := i.GetStartedUnixMs(); ms > 0 {
 		m.Started = time.UnixMilli(ms)

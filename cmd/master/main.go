@@ -1,11 +1,13 @@
 // Command master runs and controls a shaddock cluster: it starts the master
 // (the control plane, see package master) and talks to a running one.
 //
-//	master start --env=development [--config servers.toml] [--daemon]
+//	master start --env=development [--config servers.toml] [--daemon] [--keep-going]
 //	master start --id chat-server-1        # one server, through the running master
 //	master list
 //	master stop [--id ID|--type T|--group G] [--reason R]
 //	master kill [--id ID|--type T|--group G]
+//	master restart --id ID|--type T|--group G [--reason R]
+//	master logs --id ID [-f] [-n N]
 //	master help
 //
 // From the repo root, `bin/master start --env=development --daemon` starts
@@ -14,6 +16,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -44,7 +47,8 @@ type command struct {
 // opts are every command's flags (each command registers the ones it has).
 type opts struct {
 	env, config, reason, logLevel string
-	daemon                        bool
+	daemon, keepGoing, follow     bool
+	lines, notifyFD               int
 	timeout                       time.Duration
 	ids, types, groups            listFlag
 	stdout, stderr                io.Writer
@@ -77,12 +81,16 @@ func selector(fs *flag.FlagSet, o *opts) {
 
 var commands = []*command{
 	{
-		name: "start", usage: "start --env=ENV [--config servers.toml] [--daemon] [--timeout 60s] | start [--type T] [--id ID]",
-		summary: "start the master (which starts every server); with --daemon in the background, returning once " +
-			"every server runs. With --type or --id, ask the running master to start those servers.",
+		name: "start", usage: "start --env=ENV [--config servers.toml] [--daemon] [--keep-going] [--timeout 2m] | start [--type T] [--id ID]",
+		summary: "start the master, which starts every server (on this machine by exec, on other hosts over SSH) and " +
+			"reports each as it registers; with --daemon in the background, returning once every server runs. If a " +
+			"server fails to start, it says why and stops what it started, unless --keep-going. With --type or --id, " +
+			"ask the running master to start those servers.",
 		flags: func(fs *flag.FlagSet, o *opts) {
-			common(fs, o, 60*time.Second)
+			common(fs, o, 2*time.Minute)
 			fs.BoolVar(&o.daemon, "daemon", false, "run the master in the background (log: logs/master-ENV.log) and wait until the cluster is up")
+			fs.BoolVar(&o.keepGoing, "keep-going", false, "when some servers fail to start, keep the master and the others running")
+			fs.IntVar(&o.notifyFD, "notify-fd", 0, "(internal) report the start's progress on this file descriptor, for start --daemon")
 			fs.StringVar(&o.logLevel, "log-level", "info", "master log level: debug, info, warn or error")
 			fs.Var(&o.ids, "id", "start this configured server through the running master (repeatable)")
 			fs.Var(&o.types, "type", "start the servers of this type through the running master (repeatable)")
@@ -115,6 +123,28 @@ var commands = []*command{
 			selector(fs, o)
 		},
 		run: kill,
+	},
+	{
+		name: "restart", usage: "restart [--env ENV] [--config servers.toml] --id ID|--type T|--group G [--reason R]",
+		summary: "restart servers one after another: each is stopped gracefully and started again, and the next " +
+			"waits until it has registered; stops at the first failure.",
+		flags: func(fs *flag.FlagSet, o *opts) {
+			common(fs, o, 5*time.Minute)
+			selector(fs, o)
+			fs.StringVar(&o.reason, "reason", "server restarting", "kick reason sent to clients")
+		},
+		run: restart,
+	},
+	{
+		name: "logs", usage: "logs [--env ENV] [--config servers.toml] --id ID [-f] [-n N]",
+		summary: "print a server's log, read on its host (over SSH for another machine); needs no running master.",
+		flags: func(fs *flag.FlagSet, o *opts) {
+			common(fs, o, 30*time.Second)
+			fs.Var(&o.ids, "id", "server id")
+			fs.BoolVar(&o.follow, "f", false, "follow: print what the server writes next, until interrupted")
+			fs.IntVar(&o.lines, "n", 100, "print the last N lines (0: all)")
+		},
+		run: logs,
 	},
 }
 
@@ -250,7 +280,7 @@ func start(o *opts) error {
 	}
 	paths := master.DefaultPaths(abs)
 	if pid, err := paths.MasterPID(env.Name); err == nil {
-		return fmt.Errorf("a master for env %s is already running (pid %d); `master list` shows it", env.Name, pid)
+		return alreadyRunning(o, env, paths, pid)
 	}
 	if o.daemon {
 		return daemon(o, abs, env, paths)
@@ -260,7 +290,23 @@ func start(o *opts) error {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(o.stderr, &slog.HandlerOptions{Level: level}))
-	m, err := master.New(master.Config{Env: env, ConfigPath: abs, RunDir: paths.RunDir, LogDir: paths.LogDir, Logger: log})
+	cfg := master.Config{Env: env, ConfigPath: abs, RunDir: paths.RunDir, LogDir: paths.LogDir, Logger: log,
+		KeepGoing: o.keepGoing, Progress: o.stdout}
+	if o.notifyFD > 0 {
+		// Started by start --daemon: the progress goes to the parent (and
+		// to this master's log), then the outcome, then the pipe closes.
+		notify := os.NewFile(uintptr(o.notifyFD), "notify")
+		cfg.Progress = teeWriter{notify, o.stderr}
+		cfg.Ready = func(err error) {
+			if err != nil {
+				fmt.Fprintf(notify, "%s%s\n", notifyFailed, err)
+			} else {
+				fmt.Fprintln(notify, notifyReady)
+			}
+			notify.Close()
+		}
+	}
+	m, err := master.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -270,27 +316,126 @@ func start(o *opts) error {
 	return m.Run(ctx)
 }
 
-// daemon starts this program again as a detached master and waits until
-// every server runs.
+// The last line a daemon master writes on its notify pipe.
+const (
+	notifyReady  = "\x00ready"
+	notifyFailed = "\x00failed "
+)
+
+// teeWriter writes to every writer, whatever the others do (a parent that
+// went away must not silence the log).
+type teeWriter []io.Writer
+
+func (t teeWriter) Write(p []byte) (int, error) {
+	for _, w := range t {
+		w.Write(p)
+	}
+	return len(p), nil
+}
+
+// alreadyRunning answers a start for an environment whose master runs: it
+// starts nothing and says what runs.
+func alreadyRunning(o *opts, env *config.Env, paths master.Paths, pid int) error {
+	ctx, cancel := o.context()
+	defer cancel()
+	c, err := master.DialEnv(ctx, env, paths)
+	if err != nil {
+		return fmt.Errorf("a master for env %s is already running (pid %d) but does not answer: %w", env.Name, pid, err)
+	}
+	defer c.Close()
+	lctx, lcancel := context.WithTimeout(ctx, 5*time.Second)
+	rep, err := c.List(lctx)
+	lcancel()
+	if err != nil {
+		return fmt.Errorf("a master for env %s is already running (pid %d) but does not answer: %w", env.Name, pid, err)
+	}
+	var down []string
+	running := 0
+	for _, s := range rep.GetServers() {
+		if s.GetState() == masterpb.ServerState_RUNNING {
+			running++
+			continue
+		}
+		d := s.GetInfo().GetId() + " (" + strings.ToLower(s.GetState().String())
+		if r := s.GetReason(); r != "" {
+			d += ": " + strings.SplitN(r, "\n", 2)[0]
+		}
+		down = append(down, d+")")
+	}
+	if len(down) == 0 {
+		fmt.Fprintf(o.stdout, "env %s is already running (master pid %d, all %d servers running); nothing started\n", env.Name, pid, running)
+		return nil
+	}
+	return fmt.Errorf("env %s is already running (master pid %d), nothing started; %d of %d servers are not running: %s; "+
+		"start them with `master start --id ID`", env.Name, pid, len(down), len(rep.GetServers()), strings.Join(down, ", "))
+}
+
+// daemon starts this program again as a detached master and prints the
+// start's progress, which the master sends back on a pipe, until the
+// cluster is up or the start failed.
 func daemon(o *opts, abs string, env *config.Env, paths master.Paths) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return err
 	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("start daemon: %w", err)
+	}
+	defer r.Close()
 	logPath := paths.MasterLog(env.Name)
-	cmd, err := master.StartDaemon(exe, []string{"start", "--env", env.Name, "--config", abs, "--log-level", o.logLevel}, logPath)
+	args := []string{"start", "--env", env.Name, "--config", abs, "--log-level", o.logLevel, "--notify-fd", "3"}
+	if o.keepGoing {
+		args = append(args, "--keep-going")
+	}
+	cmd, err := master.StartDaemon(exe, args, logPath, w)
+	w.Close() // the child holds the write end now: EOF when it closes or dies
 	if err != nil {
 		return err
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	fmt.Fprintf(o.stdout, "master of env %s started in the background (pid %d, log %s)\n", env.Name, cmd.Process.Pid, logPath)
+
+	outcome := make(chan string, 1) // the marker line, or "" at EOF without one
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			line := sc.Text()
+			if strings.HasPrefix(line, "\x00") {
+				outcome <- line
+				return
+			}
+			fmt.Fprintln(o.stdout, line)
+		}
+		outcome <- ""
+	}()
 	ctx, cancel := o.context()
 	defer cancel()
-	if err := master.WaitUp(ctx, env, paths, o.stdout, exited); err != nil {
-		return fmt.Errorf("%w\nlast lines of %s:\n%s", err, logPath, master.Tail(logPath, 30))
+	select {
+	case line := <-outcome:
+		switch {
+		case line == notifyReady:
+			return nil
+		case strings.HasPrefix(line, notifyFailed):
+			why := strings.TrimPrefix(line, notifyFailed)
+			if o.keepGoing {
+				return fmt.Errorf("%s; the master (pid %d) and the servers that started keep running", why, cmd.Process.Pid)
+			}
+			// The master stops what it started and exits: wait for it, so
+			// that nothing is left running when this returns.
+			select {
+			case <-exited:
+			case <-ctx.Done():
+				return fmt.Errorf("%s; the master (pid %d) has not exited yet", why, cmd.Process.Pid)
+			}
+			return fmt.Errorf("%s; stopped what it started", why)
+		}
+		err := <-exited
+		return fmt.Errorf("master of env %s exited before the cluster was up (%v); last lines of %s:\n%s", env.Name, err, logPath, master.Tail(logPath, 20))
+	case <-ctx.Done():
+		return fmt.Errorf("cluster of env %s not up after %s (%w); the master (pid %d) keeps trying: see `master list`", env.Name, o.timeout, ctx.Err(), cmd.Process.Pid)
 	}
-	return nil
 }
 
 func list(o *opts) error {
@@ -325,6 +470,40 @@ func stop(o *opts) error {
 		return nil
 	}
 	return c.StopServers(ctx, sel, o.reason, o.printProgress)
+}
+
+func restart(o *opts) error {
+	sel := o.selector()
+	if len(sel.Ids)+len(sel.Types)+len(sel.Groups) == 0 {
+		return errors.New("say which servers: --id, --type or --group")
+	}
+	ctx, cancel := o.context()
+	defer cancel()
+	c, err := o.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Restart(ctx, sel, o.reason, o.printProgress)
+}
+
+func logs(o *opts) error {
+	if len(o.ids) != 1 {
+		return errors.New("say which server: --id ID (one)")
+	}
+	abs, env, err := o.load()
+	if err != nil {
+		return err
+	}
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if o.follow {
+		ctx, cancel = signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	} else {
+		ctx, cancel = o.context()
+	}
+	defer cancel()
+	return master.Logs(ctx, env, abs, o.ids[0], o.lines, o.follow, o.stdout)
 }
 
 func kill(o *opts) error {

@@ -34,6 +34,7 @@ const (
 	ServerState_STOPPING                 ServerState = 4 // shutting down gracefully
 	ServerState_STOPPED                  ServerState = 5 // exited when asked
 	ServerState_LOST                     ServerState = 6 // exited unasked, or stopped heartbeating
+	ServerState_FAILED                   ServerState = 7 // could not be started, or exited or gave up before registering
 )
 
 // Enum value maps for ServerState.
@@ -46,6 +47,7 @@ var (
 		4: "STOPPING",
 		5: "STOPPED",
 		6: "LOST",
+		7: "FAILED",
 	}
 	ServerState_value = map[string]int32{
 		"SERVER_STATE_UNSPECIFIED": 0,
@@ -55,6 +57,7 @@ var (
 		"STOPPING":                 4,
 		"STOPPED":                  5,
 		"LOST":                     6,
+		"FAILED":                   7,
 	}
 )
 
@@ -98,6 +101,10 @@ type ServerInfo struct {
 	Pid           int32                  `protobuf:"varint,9,opt,name=pid,proto3" json:"pid,omitempty"`
 	Build         string                 `protobuf:"bytes,10,opt,name=build,proto3" json:"build,omitempty"`
 	StartedUnixMs int64                  `protobuf:"varint,11,opt,name=started_unix_ms,json=startedUnixMs,proto3" json:"started_unix_ms,omitempty"`
+	// The instance: the master gives each process it starts for an id a
+	// higher epoch, so a restarted server is never taken for its
+	// predecessor. 0 for a server the master did not start.
+	Epoch         uint64 `protobuf:"varint,12,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -205,6 +212,13 @@ func (x *ServerInfo) GetBuild() string {
 func (x *ServerInfo) GetStartedUnixMs() int64 {
 	if x != nil {
 		return x.StartedUnixMs
+	}
+	return 0
+}
+
+func (x *ServerInfo) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
 	}
 	return 0
 }
@@ -724,12 +738,15 @@ func (x *StopCommand) GetTimeoutMs() uint32 {
 }
 
 type ServerStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Info          *ServerInfo            `protobuf:"bytes,1,opt,name=info,proto3" json:"info,omitempty"`
-	State         ServerState            `protobuf:"varint,2,opt,name=state,proto3,enum=shaddock.master.v1.ServerState" json:"state,omitempty"`
-	Connections   int32                  `protobuf:"varint,3,opt,name=connections,proto3" json:"connections,omitempty"`
-	UptimeMs      int64                  `protobuf:"varint,4,opt,name=uptime_ms,json=uptimeMs,proto3" json:"uptime_ms,omitempty"`
-	Restarts      int32                  `protobuf:"varint,5,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Info        *ServerInfo            `protobuf:"bytes,1,opt,name=info,proto3" json:"info,omitempty"`
+	State       ServerState            `protobuf:"varint,2,opt,name=state,proto3,enum=shaddock.master.v1.ServerState" json:"state,omitempty"`
+	Connections int32                  `protobuf:"varint,3,opt,name=connections,proto3" json:"connections,omitempty"`
+	UptimeMs    int64                  `protobuf:"varint,4,opt,name=uptime_ms,json=uptimeMs,proto3" json:"uptime_ms,omitempty"`
+	Restarts    int32                  `protobuf:"varint,5,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	// Why the server is lost, failed or stopped ("exited 1: …", "no
+	// heartbeat for 5s", "host key mismatch for 10.0.0.12: …").
+	Reason        string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -797,6 +814,13 @@ func (x *ServerStatus) GetRestarts() int32 {
 		return x.Restarts
 	}
 	return 0
+}
+
+func (x *ServerStatus) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
 }
 
 type ListRequest struct {
@@ -1142,7 +1166,7 @@ var File_master_proto protoreflect.FileDescriptor
 
 const file_master_proto_rawDesc = "" +
 	"\n" +
-	"\fmaster.proto\x12\x12shaddock.master.v1\"\x9c\x02\n" +
+	"\fmaster.proto\x12\x12shaddock.master.v1\"\xb2\x02\n" +
 	"\n" +
 	"ServerInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -1158,7 +1182,8 @@ const file_master_proto_rawDesc = "" +
 	"\x03pid\x18\t \x01(\x05R\x03pid\x12\x14\n" +
 	"\x05build\x18\n" +
 	" \x01(\tR\x05build\x12&\n" +
-	"\x0fstarted_unix_ms\x18\v \x01(\x03R\rstartedUnixMs\"s\n" +
+	"\x0fstarted_unix_ms\x18\v \x01(\x03R\rstartedUnixMs\x12\x14\n" +
+	"\x05epoch\x18\f \x01(\x04R\x05epoch\"s\n" +
 	"\x06Member\x122\n" +
 	"\x04info\x18\x01 \x01(\v2\x1e.shaddock.master.v1.ServerInfoR\x04info\x125\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1f.shaddock.master.v1.ServerStateR\x05state\"\x88\x01\n" +
@@ -1189,13 +1214,14 @@ const file_master_proto_rawDesc = "" +
 	"\vStopCommand\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\x02 \x01(\rR\ttimeoutMs\"\xd4\x01\n" +
+	"timeout_ms\x18\x02 \x01(\rR\ttimeoutMs\"\xec\x01\n" +
 	"\fServerStatus\x122\n" +
 	"\x04info\x18\x01 \x01(\v2\x1e.shaddock.master.v1.ServerInfoR\x04info\x125\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1f.shaddock.master.v1.ServerStateR\x05state\x12 \n" +
 	"\vconnections\x18\x03 \x01(\x05R\vconnections\x12\x1b\n" +
 	"\tuptime_ms\x18\x04 \x01(\x03R\buptimeMs\x12\x1a\n" +
-	"\brestarts\x18\x05 \x01(\x05R\brestarts\"\r\n" +
+	"\brestarts\x18\x05 \x01(\x05R\brestarts\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\"\r\n" +
 	"\vListRequest\"\x95\x01\n" +
 	"\tListReply\x12\x10\n" +
 	"\x03env\x18\x01 \x01(\tR\x03env\x12\x1b\n" +
@@ -1217,7 +1243,7 @@ const file_master_proto_rawDesc = "" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x12\n" +
 	"\x04done\x18\x02 \x01(\x05R\x04done\x12\x14\n" +
 	"\x05total\x18\x03 \x01(\x05R\x05total\x12\x14\n" +
-	"\x05error\x18\x04 \x01(\bR\x05error*y\n" +
+	"\x05error\x18\x04 \x01(\bR\x05error*\x85\x01\n" +
 	"\vServerState\x12\x1c\n" +
 	"\x18SERVER_STATE_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bSTARTING\x10\x01\x12\v\n" +
@@ -1225,14 +1251,17 @@ const file_master_proto_rawDesc = "" +
 	"\bDRAINING\x10\x03\x12\f\n" +
 	"\bSTOPPING\x10\x04\x12\v\n" +
 	"\aSTOPPED\x10\x05\x12\b\n" +
-	"\x04LOST\x10\x062`\n" +
+	"\x04LOST\x10\x06\x12\n" +
+	"\n" +
+	"\x06FAILED\x10\a2`\n" +
 	"\bRegistry\x12T\n" +
-	"\bRegister\x12!.shaddock.master.v1.ServerMessage\x1a!.shaddock.master.v1.MasterMessage(\x010\x012\xac\x02\n" +
+	"\bRegister\x12!.shaddock.master.v1.ServerMessage\x1a!.shaddock.master.v1.MasterMessage(\x010\x012\xf8\x02\n" +
 	"\x05Admin\x12F\n" +
 	"\x04List\x12\x1f.shaddock.master.v1.ListRequest\x1a\x1d.shaddock.master.v1.ListReply\x12G\n" +
 	"\x04Stop\x12\x1f.shaddock.master.v1.StopRequest\x1a\x1c.shaddock.master.v1.Progress0\x01\x12G\n" +
 	"\x04Kill\x12\x1f.shaddock.master.v1.StopRequest\x1a\x1c.shaddock.master.v1.Progress0\x01\x12I\n" +
-	"\x05Start\x12 .shaddock.master.v1.StartRequest\x1a\x1c.shaddock.master.v1.Progress0\x01B-Z+github.com/shaddock/shaddock/proto/masterpbb\x06proto3"
+	"\x05Start\x12 .shaddock.master.v1.StartRequest\x1a\x1c.shaddock.master.v1.Progress0\x01\x12J\n" +
+	"\aRestart\x12\x1f.shaddock.master.v1.StopRequest\x1a\x1c.shaddock.master.v1.Progress0\x01B-Z+github.com/shaddock/shaddock/proto/masterpbb\x06proto3"
 
 var (
 	file_master_proto_rawDescOnce sync.Once
@@ -1290,13 +1319,15 @@ var file_master_proto_depIdxs = []int32{
 	14, // 19: shaddock.master.v1.Admin.Stop:input_type -> shaddock.master.v1.StopRequest
 	14, // 20: shaddock.master.v1.Admin.Kill:input_type -> shaddock.master.v1.StopRequest
 	15, // 21: shaddock.master.v1.Admin.Start:input_type -> shaddock.master.v1.StartRequest
-	6,  // 22: shaddock.master.v1.Registry.Register:output_type -> shaddock.master.v1.MasterMessage
-	12, // 23: shaddock.master.v1.Admin.List:output_type -> shaddock.master.v1.ListReply
-	16, // 24: shaddock.master.v1.Admin.Stop:output_type -> shaddock.master.v1.Progress
-	16, // 25: shaddock.master.v1.Admin.Kill:output_type -> shaddock.master.v1.Progress
-	16, // 26: shaddock.master.v1.Admin.Start:output_type -> shaddock.master.v1.Progress
-	22, // [22:27] is the sub-list for method output_type
-	17, // [17:22] is the sub-list for method input_type
+	14, // 22: shaddock.master.v1.Admin.Restart:input_type -> shaddock.master.v1.StopRequest
+	6,  // 23: shaddock.master.v1.Registry.Register:output_type -> shaddock.master.v1.MasterMessage
+	12, // 24: shaddock.master.v1.Admin.List:output_type -> shaddock.master.v1.ListReply
+	16, // 25: shaddock.master.v1.Admin.Stop:output_type -> shaddock.master.v1.Progress
+	16, // 26: shaddock.master.v1.Admin.Kill:output_type -> shaddock.master.v1.Progress
+	16, // 27: shaddock.master.v1.Admin.Start:output_type -> shaddock.master.v1.Progress
+	16, // 28: shaddock.master.v1.Admin.Restart:output_type -> shaddock.master.v1.Progress
+	23, // [23:29] is the sub-list for method output_type
+	17, // [17:23] is the sub-list for method input_type
 	17, // [17:17] is the sub-list for extension type_name
 	17, // [17:17] is the sub-list for extension extendee
 	0,  // [0:17] is the sub-list for field type_name

@@ -134,10 +134,11 @@ var Registry_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Admin_List_FullMethodName  = "/shaddock.master.v1.Admin/List"
-	Admin_Stop_FullMethodName  = "/shaddock.master.v1.Admin/Stop"
-	Admin_Kill_FullMethodName  = "/shaddock.master.v1.Admin/Kill"
-	Admin_Start_FullMethodName = "/shaddock.master.v1.Admin/Start"
+	Admin_List_FullMethodName    = "/shaddock.master.v1.Admin/List"
+	Admin_Stop_FullMethodName    = "/shaddock.master.v1.Admin/Stop"
+	Admin_Kill_FullMethodName    = "/shaddock.master.v1.Admin/Kill"
+	Admin_Start_FullMethodName   = "/shaddock.master.v1.Admin/Start"
+	Admin_Restart_FullMethodName = "/shaddock.master.v1.Admin/Restart"
 )
 
 // AdminClient is the client API for Admin service.
@@ -154,8 +155,13 @@ type AdminClient interface {
 	Stop(ctx context.Context, in *StopRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Progress], error)
 	// Kill ends the selected servers at once (SIGKILL), by pid.
 	Kill(ctx context.Context, in *StopRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Progress], error)
-	// Start starts configured servers that are not running.
+	// Start starts configured servers that are not running and ends once
+	// each has registered (or failed, with the reason).
 	Start(ctx context.Context, in *StartRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Progress], error)
+	// Restart stops the selected servers gracefully and starts each again,
+	// one after another; a server's restart succeeds once its new instance
+	// (a new epoch) has registered.
+	Restart(ctx context.Context, in *StopRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Progress], error)
 }
 
 type adminClient struct {
@@ -233,6 +239,25 @@ func (c *adminClient) Start(ctx context.Context, in *StartRequest, opts ...grpc.
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Admin_StartClient = grpc.ServerStreamingClient[Progress]
 
+func (c *adminClient) Restart(ctx context.Context, in *StopRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Progress], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Admin_ServiceDesc.Streams[3], Admin_Restart_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[StopRequest, Progress]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Admin_RestartClient = grpc.ServerStreamingClient[Progress]
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -247,8 +272,13 @@ type AdminServer interface {
 	Stop(*StopRequest, grpc.ServerStreamingServer[Progress]) error
 	// Kill ends the selected servers at once (SIGKILL), by pid.
 	Kill(*StopRequest, grpc.ServerStreamingServer[Progress]) error
-	// Start starts configured servers that are not running.
+	// Start starts configured servers that are not running and ends once
+	// each has registered (or failed, with the reason).
 	Start(*StartRequest, grpc.ServerStreamingServer[Progress]) error
+	// Restart stops the selected servers gracefully and starts each again,
+	// one after another; a server's restart succeeds once its new instance
+	// (a new epoch) has registered.
+	Restart(*StopRequest, grpc.ServerStreamingServer[Progress]) error
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -270,6 +300,9 @@ func (UnimplementedAdminServer) Kill(*StopRequest, grpc.ServerStreamingServer[Pr
 }
 func (UnimplementedAdminServer) Start(*StartRequest, grpc.ServerStreamingServer[Progress]) error {
 	return status.Error(codes.Unimplemented, "method Start not implemented")
+}
+func (UnimplementedAdminServer) Restart(*StopRequest, grpc.ServerStreamingServer[Progress]) error {
+	return status.Error(codes.Unimplemented, "method Restart not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -343,6 +376,17 @@ func _Admin_Start_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Admin_StartServer = grpc.ServerStreamingServer[Progress]
 
+func _Admin_Restart_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(StopRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AdminServer).Restart(m, &grpc.GenericServerStream[StopRequest, Progress]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Admin_RestartServer = grpc.ServerStreamingServer[Progress]
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -369,6 +413,11 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Start",
 			Handler:       _Admin_Start_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Restart",
+			Handler:       _Admin_Restart_Handler,
 			ServerStreams: true,
 		},
 	},

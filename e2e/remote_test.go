@@ -1,0 +1,670 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"text/template"
+	"time"
+
+	"github.com/shaddock/shaddock/master"
+	"github.com/shaddock/shaddock/proto/masterpb"
+)
+
+// The remote tests run the chat example on SSH test hosts (netHosts): the
+// master in this namespace at 10.99.0.1, servers in th1..th3, started over
+// SSH by the master, reached by clients from here.
+
+var remoteTOML = template.Must(template.New("remote").Parse(`
+[remote]
+binary = "{{.Binary}}"
+base = "{{.Base}}"
+
+[remote.master]
+id = "master-server-1"
+host = "10.99.0.1"
+port = {{.Master}}
+
+[remote.ssh]
+user = "root"
+identityFile = "{{.Identity}}"
+knownHosts = "{{.KnownHosts}}"
+uploadBinary = {{.Upload}}
+{{.Servers}}`))
+
+// remoteServers: gate and a connector on th1, a connector on th2, the chat
+// servers on th3.
+const remoteServers = `
+[[remote.gate]]
+id = "gate-server-1"
+host = "10.99.0.11"
+port = 3100
+clientPort = 3014
+frontend = true
+
+[[remote.connector]]
+id = "connector-server-1"
+host = "10.99.0.11"
+port = 3150
+clientPort = 3050
+frontend = true
+autoRestart = true
+
+[[remote.connector]]
+id = "connector-server-2"
+host = "10.99.0.12"
+port = 3150
+clientPort = 3050
+frontend = true
+autoRestart = true
+
+[[remote.chat]]
+id = "chat-server-1"
+host = "10.99.0.13"
+port = 6050
+autoRestart = true
+
+[[remote.chat]]
+id = "chat-server-2"
+host = "10.99.0.13"
+port = 6051
+autoRestart = true
+`
+
+// remoteOpts shape a remote cluster's config.
+type remoteOpts struct {
+	servers    string // [[remote.TYPE]] tables
+	knownHosts string // default: the hosts' known_hosts
+	base       string // default: the cluster's directory
+	binary     string // default: the chat binary, absolute
+	upload     bool
+}
+
+// newRemoteCluster writes the config of a remote cluster (not started).
+func newRemoteCluster(t *testing.T, h *netHosts, o remoteOpts) *Cluster {
+	t.Helper()
+	dir := t.TempDir()
+	if o.knownHosts == "" {
+		o.knownHosts = h.knownHosts()
+	}
+	if o.base == "" {
+		o.base = dir
+	}
+	if o.binary == "" {
+		o.binary = binPath("chat")
+	}
+	v := struct {
+		Binary, Base, Identity, KnownHosts, Servers string
+		Master                                      int
+		Upload                                      bool
+	}{o.binary, o.base, h.identity(), o.knownHosts, o.servers, freePort(t), o.upload}
+	var buf bytes.Buffer
+	if err := remoteTOML.Execute(&buf, v); err != nil {
+		t.Fatal(err)
+	}
+	c := &Cluster{t: t, Dir: dir, Config: filepath.Join(dir, "servers.toml"), Env: "remote", GateAddr: "10.99.0.11:3014"}
+	if err := os.WriteFile(c.Config, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.stopAndCheck()
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(dir, "logs", "master-remote.log"))
+			t.Logf("master log:\n%s", tailLines(string(b), 80))
+		}
+	})
+	return c
+}
+
+// statuses returns List by id.
+func statuses(rep *masterpb.ListReply) map[string]*masterpb.ServerStatus {
+	out := map[string]*masterpb.ServerStatus{}
+	for _, s := range rep.GetServers() {
+		out[s.GetInfo().GetId()] = s
+	}
+	return out
+}
+
+// hostIndex maps a server's host address to its test host number.
+func hostIndex(addr string) int {
+	var i int
+	fmt.Sscanf(addr, "10.99.0.1%d", &i)
+	return i
+}
+
+// TestRemoteCluster is the SSH acceptance: the master starts the chat demo
+// on three hosts over SSH; clients chat over both transports; a remote
+// server is restarted, killed under load (and auto-restarted), its host cut
+// off and restored; `master stop` leaves nothing running anywhere.
+func TestRemoteCluster(t *testing.T) {
+	h := startNetHosts(t, 3, "")
+	c := newRemoteCluster(t, h, remoteOpts{servers: remoteServers})
+
+	// Start: returns once every server has registered, a line for each.
+	start := time.Now()
+	out, err := c.Master(90*time.Second, "start", "--daemon")
+	took := time.Since(start)
+	t.Logf("master start --daemon took %s:\n%s", took.Round(time.Millisecond), out)
+	if err != nil {
+		t.Fatalf("master start: %v", err)
+	}
+	for _, want := range []string{"gate-server-1 running on 10.99.0.11", "connector-server-2 running on 10.99.0.12",
+		"chat-server-1 running on 10.99.0.13", "env remote is up: all 5 servers running on 3 hosts"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("start output lacks %q", want)
+		}
+	}
+	// Every server runs on its host: its pid is in that host's namespace.
+	before := statuses(c.List())
+	for id, s := range before {
+		i := s.GetInfo()
+		if s.GetState() != masterpb.ServerState_RUNNING || i.GetPid() <= 0 || h.hostOf(int(i.GetPid())) != hostIndex(i.GetHost()) {
+			t.Errorf("%s: state %v pid %d in th%d; want running in th%d", id, s.GetState(), i.GetPid(), h.hostOf(int(i.GetPid())), hostIndex(i.GetHost()))
+		}
+	}
+	list, err := c.Master(10*time.Second, "list")
+	if err != nil || strings.Count(list, " running ") != 5 || !strings.Contains(list, "10.99.0.13:6051") {
+		t.Errorf("master list: %v\n%s", err, list)
+	}
+	t.Logf("master list:\n%s", list)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+
+	// Chat from here over both transports, through both remote connectors.
+	var users []*chatUser
+	connectors := map[string]bool{}
+	for i := range 12 {
+		u, r := login(t, ctx, c, fmt.Sprintf("r%02d", i), fmt.Sprintf("room-%d", i%4), i%2 == 0)
+		if r.Code != 0 || len(r.Users) == 0 {
+			t.Fatalf("enter %d: %+v", i, r)
+		}
+		users = append(users, u)
+		connectors[u.connector] = true
+	}
+	if !connectors["10.99.0.11:3050"] || !connectors["10.99.0.12:3050"] {
+		t.Fatalf("users landed on connectors %v; want both hosts' connectors", connectors)
+	}
+	for _, u := range users {
+		if err := u.send(ctx, "hello from "+u.name, "*"); err != nil {
+			t.Fatalf("send: %v", err)
+		}
+	}
+	eventually(t, "every room message delivered", func() error {
+		for _, u := range users {
+			if got := len(u.received(func(p userPush) bool { return p.Route == "onChat" })); got != 3 {
+				return fmt.Errorf("%s has %d onChat pushes, want 3 (its room's)", u.name, got)
+			}
+		}
+		return nil
+	})
+
+	// Restart one remote server: a new pid on the same host, the others
+	// untouched.
+	out, err = c.Master(60*time.Second, "restart", "--id", "chat-server-1")
+	t.Logf("restart:\n%s", out)
+	if err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	after := statuses(c.List())
+	for id, s := range after {
+		old, now := before[id].GetInfo().GetPid(), s.GetInfo().GetPid()
+		if id == "chat-server-1" {
+			if now == old || h.hostOf(int(now)) != 3 || s.GetInfo().GetEpoch() != 2 || alive(int(old)) {
+				t.Errorf("chat-server-1 after restart: pid %d (was %d) in th%d, epoch %d", now, old, h.hostOf(int(now)), s.GetInfo().GetEpoch())
+			}
+		} else if now != old {
+			t.Errorf("%s: pid %d → %d, touched by another server's restart", id, old, now)
+		}
+	}
+
+	t.Run("kill -9 under load", func(t *testing.T) { remoteKill(t, ctx, c, h, users) })
+	t.Run("link cut", func(t *testing.T) { remoteCut(t, ctx, c, h) })
+
+	// Stop: nothing of the framework left on any host.
+	start = time.Now()
+	out, err = c.Master(60*time.Second, "stop")
+	if err != nil {
+		t.Fatalf("master stop: %v\n%s", err, out)
+	}
+	stopped := time.Since(start)
+	left := h.waitNoProcs(t, 20*time.Second)
+	t.Logf("master stop returned after %s; hosts empty after %s", stopped.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	if len(left) > 0 {
+		t.Errorf("processes left on the hosts 20 s after master stop: %v", left)
+	}
+}
+
+// remoteKill: kill -9 of a remote chat server while users chat. Requests
+// routed to it fail fast with an error response, none waits for its
+// deadline; autoRestart brings it back over SSH within 5 s.
+func remoteKill(t *testing.T, ctx context.Context, c *Cluster, h *netHosts, users []*chatUser) {
+	type result struct {
+		at, took time.Duration
+		err      error
+	}
+	var (
+		mu      sync.Mutex
+		results []result
+		stop    atomic.Bool
+		wg      sync.WaitGroup
+	)
+	t0 := time.Now()
+	for _, u := range users {
+		wg.Go(func() {
+			for n := 0; !stop.Load() && n < 100000; n++ {
+				rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+				begin := time.Now()
+				err := u.send(rctx, fmt.Sprintf("%s-%d", u.name, n), "*")
+				rcancel()
+				mu.Lock()
+				results = append(results, result{begin.Sub(t0), time.Since(begin), err})
+				mu.Unlock()
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+	time.Sleep(time.Second)
+	victim := c.List()
+	var pid int32
+	for _, s := range victim.GetServers() {
+		if s.GetInfo().GetId() == "chat-server-2" {
+			pid = s.GetInfo().GetPid()
+		}
+	}
+	if pid <= 0 || h.hostOf(int(pid)) != 3 {
+		t.Fatalf("chat-server-2 pid %d not on th3", pid)
+	}
+	killedAt := time.Now()
+	if err := syscall.Kill(int(pid), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var back time.Duration
+	for {
+		s := statuses(c.List())["chat-server-2"]
+		if s.GetState() == masterpb.ServerState_RUNNING && s.GetInfo().GetPid() != pid && s.GetInfo().GetPid() > 0 {
+			back = time.Since(killedAt)
+			if h.hostOf(int(s.GetInfo().GetPid())) != 3 || s.GetRestarts() != 1 {
+				t.Errorf("chat-server-2 back as pid %d in th%d with %d restarts", s.GetInfo().GetPid(), h.hostOf(int(s.GetInfo().GetPid())), s.GetRestarts())
+			}
+			break
+		}
+		if time.Since(killedAt) > 15*time.Second {
+			t.Fatalf("chat-server-2 not running again 15 s after kill -9: %v %q", s.GetState(), s.GetReason())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	stop.Store(true)
+	wg.Wait()
+
+	var failed, total int
+	var slowest time.Duration
+	var firstErr error
+	for _, r := range results {
+		total++
+		slowest = max(slowest, r.took)
+		if r.err != nil {
+			failed++
+			if firstErr == nil {
+				firstErr = r.err
+			}
+		}
+	}
+	t.Logf("kill -9 of chat-server-2 (pid %d): running again after %s; %d requests, %d failed with an error response (first: %v); slowest answer %s",
+		pid, back.Round(time.Millisecond), total, failed, firstErr, slowest.Round(time.Millisecond))
+	if back > 5*time.Second {
+		t.Errorf("chat-server-2 came back after %s, want within 5 s", back)
+	}
+	if slowest > 2*time.Second {
+		t.Errorf("a request took %s: requests to a dead server must fail fast, not wait for their deadline", slowest)
+	}
+	if total < 100 {
+		t.Errorf("only %d requests: no load", total)
+	}
+}
+
+// remoteCut: th2's link cut. Its connector is shown lost with the reason
+// within 10 s, `master list` answers within 2 s all along, the gate stops
+// handing out that connector; restored, it runs again: the same process,
+// one copy.
+func remoteCut(t *testing.T, ctx context.Context, c *Cluster, h *netHosts) {
+	before := statuses(c.List())["connector-server-2"]
+	pid := before.GetInfo().GetPid()
+	cl, err := master.Dial(ctx, "remote", c.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	h.script(t, "", "cut", "th2")
+	cutAt := time.Now()
+	restored := false
+	defer func() {
+		if !restored {
+			h.script(t, "", "restore", "th2")
+		}
+	}()
+
+	var slowestList time.Duration
+	var lostAfter time.Duration
+	var reason string
+	for lostAfter == 0 {
+		lctx, lcancel := context.WithTimeout(ctx, 5*time.Second)
+		begin := time.Now()
+		rep, err := cl.List(lctx)
+		lcancel()
+		slowestList = max(slowestList, time.Since(begin))
+		if err != nil {
+			t.Fatalf("master list during the cut: %v", err)
+		}
+		if s := statuses(rep)["connector-server-2"]; s.GetState() == masterpb.ServerState_LOST {
+			lostAfter, reason = time.Since(cutAt), s.GetReason()
+		}
+		if time.Since(cutAt) > 15*time.Second {
+			t.Fatalf("connector-server-2 not lost 15 s after its host was cut off")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("th2 cut: connector-server-2 lost after %s (%q); slowest master list %s", lostAfter.Round(time.Millisecond), reason, slowestList.Round(time.Millisecond))
+	if lostAfter > 10*time.Second || !strings.Contains(reason, "no heartbeat") {
+		t.Errorf("lost after %s with reason %q; want within 10 s, with the reason", lostAfter, reason)
+	}
+	// The gate hands out th1's connector only.
+	for i := range 40 {
+		e := queryEntry(t, ctx, c.GateAddr, fmt.Sprintf("cut-%d", i), i%2 == 0)
+		if e.Code != 200 || e.Host != "10.99.0.11" {
+			t.Fatalf("queryEntry during the cut: %+v; want th1's connector", e)
+		}
+	}
+	// More lists while the host stays cut.
+	for range 10 {
+		begin := time.Now()
+		lctx, lcancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := cl.List(lctx)
+		lcancel()
+		slowestList = max(slowestList, time.Since(begin))
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if slowestList > 2*time.Second {
+		t.Errorf("a master list took %s during the cut; want every one within 2 s", slowestList)
+	}
+
+	h.script(t, "", "restore", "th2")
+	restored = true
+	restoredAt := time.Now()
+	var s *masterpb.ServerStatus
+	for {
+		s = statuses(c.List())["connector-server-2"]
+		if s.GetState() == masterpb.ServerState_RUNNING {
+			break
+		}
+		if time.Since(restoredAt) > 40*time.Second {
+			t.Fatalf("connector-server-2 not running 40 s after its host came back: %v %q", s.GetState(), s.GetReason())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("th2 restored: connector-server-2 running again after %s", time.Since(restoredAt).Round(time.Millisecond))
+	if s.GetInfo().GetPid() != pid || s.GetRestarts() != before.GetRestarts() {
+		t.Errorf("after the cut: pid %d (was %d), %d restarts: want the same process", s.GetInfo().GetPid(), pid, s.GetRestarts())
+	}
+	var servers []string
+	for p, line := range h.procs(t, 2) {
+		if strings.HasPrefix(line, binPath("chat")) {
+			servers = append(servers, fmt.Sprintf("%d: %s", p, line))
+		}
+	}
+	sort.Strings(servers)
+	if len(servers) != 1 {
+		t.Errorf("th2 runs %d server processes, want one:\n%s", len(servers), strings.Join(servers, "\n"))
+	}
+	// And the gate offers it again.
+	eventually(t, "the gate offers th2's connector again", func() error {
+		for i := range 40 {
+			if e := queryEntry(t, ctx, c.GateAddr, fmt.Sprintf("back-%d", i), false); e.Host == "10.99.0.12" {
+				return nil
+			}
+		}
+		return fmt.Errorf("40 uids, none sent to 10.99.0.12")
+	})
+}
+
+
+// TestRemoteHostKeys: a host whose key is not in known_hosts, and one whose
+// key differs from it, are refused with a message naming the host and
+// known_hosts; no login completes there; the other host starts
+// (--keep-going keeps it).
+func TestRemoteHostKeys(t *testing.T) {
+	h := startNetHosts(t, 3, "")
+	dir := t.TempDir()
+	other := filepath.Join(dir, "otherkey")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
+	otherPub, err := os.ReadFile(other + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	known, err := os.ReadFile(h.knownHosts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// th1 as it is; th2 unknown; th3 with another key.
+	var kh strings.Builder
+	for _, line := range strings.Split(strings.TrimSpace(string(known)), "\n") {
+		switch {
+		case strings.HasPrefix(line, "10.99.0.12 "):
+		case strings.HasPrefix(line, "10.99.0.13 "):
+			f := strings.Fields(string(otherPub))
+			fmt.Fprintf(&kh, "10.99.0.13 %s %s\n", f[0], f[1])
+		default:
+			kh.WriteString(line + "\n")
+		}
+	}
+	khPath := filepath.Join(dir, "known_hosts")
+	if err := os.WriteFile(khPath, []byte(kh.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := newRemoteCluster(t, h, remoteOpts{servers: remoteServers, knownHosts: khPath})
+	out, err := c.Master(90*time.Second, "start", "--daemon", "--keep-going")
+	t.Logf("master start --daemon --keep-going:\n%s", out)
+	if err == nil {
+		t.Fatal("start succeeded with untrusted hosts")
+	}
+	for _, want := range []string{
+		"connector-server-2 failed on 10.99.0.12: ",
+		"chat-server-1 failed on 10.99.0.13: ",
+		"host key mismatch for 10.99.0.13",
+		"3 of 5 servers did not start",
+		"gate-server-1 running on 10.99.0.11",
+		"connector-server-1 running on 10.99.0.11",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	ss := statuses(c.List())
+	for _, id := range []string{"connector-server-2", "chat-server-1", "chat-server-2"} {
+		s := ss[id]
+		r := s.GetReason()
+		if s.GetState() != masterpb.ServerState_FAILED || !strings.Contains(r, khPath) || !strings.Contains(r, s.GetInfo().GetHost()) {
+			t.Errorf("%s: %v %q; want failed, naming its host and %s", id, s.GetState(), r, khPath)
+		}
+	}
+	if r := ss["connector-server-2"].GetReason(); !strings.Contains(r, "ssh-keyscan") {
+		t.Errorf("unknown key: %q does not say how to add it", r)
+	}
+	for _, id := range []string{"gate-server-1", "connector-server-1"} {
+		if ss[id].GetState() != masterpb.ServerState_RUNNING {
+			t.Errorf("%s on the trusted host: %v", id, ss[id].GetState())
+		}
+	}
+	for i := 2; i <= 3; i++ {
+		if log := h.sshdLog(t, i); strings.Contains(log, "Accepted") {
+			t.Errorf("th%d: a login completed on an untrusted host:\n%s", i, log)
+		}
+	}
+	if !strings.Contains(h.sshdLog(t, 1), "Accepted publickey") {
+		t.Error("th1: no login in its sshd log")
+	}
+}
+
+// TestRemoteUpload: hosts whose base directory is private (an empty tmpfs
+// each): the first start uploads the binary once per host, the second
+// finds it there by its checksum and skips it; logs are read over SSH.
+func TestRemoteUpload(t *testing.T) {
+	root := t.TempDir()
+	base := filepath.Join(root, "base")
+	if err := os.MkdirAll(filepath.Join(base, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	game, err := os.ReadFile(binPath("chat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(base, "bin", "chat"), game, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := startNetHosts(t, 3, base)
+	c := newRemoteCluster(t, h, remoteOpts{servers: remoteServers, base: base, binary: "bin/chat", upload: true})
+	for round := 1; round <= 2; round++ {
+		start := time.Now()
+		out, err := c.Master(120*time.Second, "start", "--daemon")
+		t.Logf("start %d took %s:\n%s", round, time.Since(start).Round(time.Millisecond), out)
+		if err != nil {
+			t.Fatalf("start %d: %v", round, err)
+		}
+		for i := 1; i <= 3; i++ {
+			up := strings.Count(out, h.addr(i)+": uploaded bin/chat (")
+			skip := strings.Count(out, h.addr(i)+": bin/chat is up to date (sha256 ")
+			if round == 1 && (up != 1 || skip != 0) || round == 2 && (up != 0 || skip != 1) {
+				t.Errorf("start %d, %s: %d uploads, %d skips", round, h.addr(i), up, skip)
+			}
+		}
+		if round == 1 {
+			// The servers run the uploaded copy: the host's base is its own.
+			logs, err := c.Master(30*time.Second, "logs", "--id", "chat-server-2", "-n", "50")
+			if err != nil || !strings.Contains(logs, "master: starting chat-server-2 on 10.99.0.13: "+filepath.Join(base, "bin", "chat")) {
+				t.Errorf("master logs over SSH: %v\n%s", err, logs)
+			}
+			if _, err := os.Stat(filepath.Join(base, "logs", "chat-server-2.log")); err == nil {
+				t.Error("the remote log is in this machine's base: the host's base is not private")
+			}
+		}
+		if out, err := c.Master(60*time.Second, "stop"); err != nil {
+			t.Fatalf("stop %d: %v\n%s", round, err, out)
+		}
+	}
+}
+
+// TestRemoteScale: 60 servers (clusterCount) over three hosts start and
+// register; the time is logged (Pomelo starts one ssh command line per
+// server, one after another).
+func TestRemoteScale(t *testing.T) {
+	h := startNetHosts(t, 3, "")
+	servers := `
+[[remote.gate]]
+id = "gate-server-1"
+host = "10.99.0.11"
+port = 3100
+clientPort = 3014
+frontend = true
+
+[[remote.connector]]
+id = "connector-a"
+host = "10.99.0.11"
+port = "3150++"
+clientPort = "3050++"
+frontend = true
+clusterCount = 19
+
+[[remote.connector]]
+id = "connector-b"
+host = "10.99.0.12"
+port = "3150++"
+clientPort = "3050++"
+frontend = true
+clusterCount = 20
+
+[[remote.chat]]
+host = "10.99.0.13"
+port = "6050++"
+clusterCount = 20
+`
+	c := newRemoteCluster(t, h, remoteOpts{servers: servers})
+	start := time.Now()
+	out, err := c.Master(120*time.Second, "start", "--daemon")
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("start: %v\n%s", err, out)
+	}
+	t.Logf("60 servers on 3 hosts: master start --daemon returned after %s; last lines:\n%s", took.Round(time.Millisecond), tailLines(out, 3))
+	if !strings.Contains(out, "env remote is up: all 60 servers running on 3 hosts") {
+		t.Errorf("output:\n%s", out)
+	}
+	t.Logf("from the master's log: %s", startPhases(t, c))
+	if took > 20*time.Second {
+		t.Errorf("60 servers took %s to start and register", took)
+	}
+	running := 0
+	for _, s := range c.List().GetServers() {
+		if s.GetState() == masterpb.ServerState_RUNNING && h.hostOf(int(s.GetInfo().GetPid())) == hostIndex(s.GetInfo().GetHost()) {
+			running++
+		}
+	}
+	if running != 60 {
+		t.Errorf("%d of 60 servers running on their hosts", running)
+	}
+	start = time.Now()
+	if out, err := c.Master(90*time.Second, "stop"); err != nil {
+		t.Fatalf("stop: %v\n%s", err, out)
+	}
+	t.Logf("master stop of 60 servers: %s", time.Since(start).Round(time.Millisecond))
+	if left := h.waitNoProcs(t, 20*time.Second); len(left) > 0 {
+		t.Errorf("%d processes left on the hosts after stop", len(left))
+	}
+}
+
+// startPhases says, from the master's log, when the first and the last
+// server was started (launched over SSH) and when the last one registered.
+func startPhases(t *testing.T, c *Cluster) string {
+	b, err := os.ReadFile(filepath.Join(c.Dir, "logs", "master-remote.log"))
+	if err != nil {
+		return err.Error()
+	}
+	var t0, firstStart, lastStart, lastRunning time.Time
+	for _, line := range strings.Split(string(b), "\n") {
+		ts, ok := strings.CutPrefix(line, "time=")
+		if !ok || len(ts) < 29 {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, strings.Fields(ts)[0])
+		if err != nil {
+			continue
+		}
+		switch {
+		case strings.Contains(line, `msg="master listening"`):
+			t0 = at
+		case strings.Contains(line, `msg="server started"`):
+			if firstStart.IsZero() {
+				firstStart = at
+			}
+			lastStart = at
+		case strings.Contains(line, `msg="server running"`):
+			lastRunning = at
+		}
+	}
+	return fmt.Sprintf("first server launched %s after the master listened, last %s, last registered %s",
+		firstStart.Sub(t0).Round(time.Millisecond), lastStart.Sub(t0).Round(time.Millisecond), lastRunning.Sub(t0).Round(time.Millisecond))
+}
