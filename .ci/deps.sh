@@ -11,6 +11,9 @@ command -v protoc >/dev/null || missing+=(protobuf-compiler)
 [ -x /usr/bin/chromium ] || missing+=(chromium fonts-liberation)
 { command -v node >/dev/null && command -v npm >/dev/null; } || missing+=(nodejs npm)
 command -v git >/dev/null || missing+=(git)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v ssh-keygen >/dev/null || missing+=(openssh-client)
+command -v ip >/dev/null || missing+=(iproute2)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

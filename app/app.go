@@ -23,6 +23,11 @@ import (
 // secret in (not an argument: arguments are visible to every user in ps).
 const SecretEnv = "SHADDOCK_CLUSTER_SECRET"
 
+// BuildEnv carries the build id (the first 12 hex digits of the binary's
+// SHA-256) from a master that knows it: it hashed this very file, here or
+// before uploading it. Without it the server hashes its own binary.
+const BuildEnv = "SHADDOCK_BUILD"
+
 // EpochEnv carries the instance's epoch from the master (see rpc.Member);
 // a server started by hand has none.
 const EpochEnv = "SHADDOCK_EPOCH"

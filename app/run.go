@@ -109,7 +109,11 @@ func (a *App) Run(ctx context.Context, args []string) error {
 	if master == "" {
 		master = net.JoinHostPort(env.Master.Host, strconv.Itoa(env.Master.Port))
 	}
-	self.PID, self.Build, self.Started = os.Getpid(), buildID(), time.Now()
+	self.PID, self.Started = os.Getpid(), time.Now()
+	if self.Build = os.Getenv(BuildEnv); self.Build == "" {
+		self.Build = buildID()
+	}
+	os.Unsetenv(BuildEnv)
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
 		if err != nil {

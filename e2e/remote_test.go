@@ -440,7 +440,6 @@ func remoteCut(t *testing.T, ctx context.Context, c *Cluster, h *netHosts) {
 	})
 }
 
-
 // TestRemoteHostKeys: a host whose key is not in known_hosts, and one whose
 // key differs from it, are refused with a message naming the host and
 // known_hosts; no login completes there; the other host starts
@@ -667,4 +666,61 @@ func startPhases(t *testing.T, c *Cluster) string {
 	}
 	return fmt.Sprintf("first server launched %s after the master listened, last %s, last registered %s",
 		firstStart.Sub(t0).Round(time.Millisecond), lastStart.Sub(t0).Round(time.Millisecond), lastRunning.Sub(t0).Round(time.Millisecond))
+}
+
+// TestRemoteUnreachableHosts: a host that refuses SSH and an address where
+// no host answers are reported at once, each with its own error, and the
+// start stops what it started on the good host.
+func TestRemoteUnreachableHosts(t *testing.T) {
+	h := startNetHostsSSHD(t, 4, 3, "") // th4 runs no sshd
+	servers := `
+[[remote.gate]]
+id = "gate-server-1"
+host = "10.99.0.11"
+port = 3100
+clientPort = 3014
+frontend = true
+
+[[remote.connector]]
+id = "connector-server-1"
+host = "10.99.0.11"
+port = 3150
+clientPort = 3050
+frontend = true
+
+[[remote.chat]]
+id = "chat-server-1"
+host = "10.99.0.14"
+port = 6050
+
+[[remote.chat]]
+id = "chat-server-2"
+host = "10.99.0.19"
+port = 6050
+`
+	c := newRemoteCluster(t, h, remoteOpts{servers: servers})
+	start := time.Now()
+	out, err := c.Master(90*time.Second, "start", "--daemon")
+	took := time.Since(start)
+	t.Logf("start took %s:\n%s", took.Round(time.Millisecond), out)
+	if err == nil {
+		t.Fatal("start succeeded with unreachable hosts")
+	}
+	for _, want := range []string{
+		"error: chat-server-1 failed on 10.99.0.14: ssh 10.99.0.14:22: connect",
+		"connection refused",
+		"error: chat-server-2 failed on 10.99.0.19: ssh 10.99.0.19:22: connect",
+		"2 of 4 servers did not start: chat-server-1, chat-server-2",
+		"stopped what it started",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if took > 15*time.Second {
+		t.Errorf("the unreachable hosts were reported after %s", took)
+	}
+	if left := h.waitNoProcs(t, 5*time.Second); len(left) > 0 {
+		t.Errorf("left running after the failed start: %v", left)
+	}
 }

@@ -27,6 +27,13 @@ type netHosts struct {
 // directory each host sees as an empty tmpfs of its own.
 func startNetHosts(t *testing.T, n int, private string) *netHosts {
 	t.Helper()
+	return startNetHostsSSHD(t, n, n, private)
+}
+
+// startNetHostsSSHD is startNetHosts with sshd in the first sshdN hosts
+// only: the others answer connections with a refusal.
+func startNetHostsSSHD(t *testing.T, n, sshdN int, private string) *netHosts {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("the remote tests need root: they create network namespaces and start sshd (.ci/run runs them as root)")
 	}
@@ -46,7 +53,7 @@ func startNetHosts(t *testing.T, n int, private string) *netHosts {
 		}
 		h.script(t, "", "ns-down")
 	})
-	h.script(t, private, "ns-up", strconv.Itoa(n))
+	h.script(t, private, "ns-up", strconv.Itoa(n), strconv.Itoa(sshdN))
 	return h
 }
 

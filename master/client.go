@@ -245,13 +245,32 @@ func WriteTable(w io.Writer, rep *masterpb.ListReply) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i.GetId(), dash(i.GetType()),
 			net.JoinHostPort(i.GetHost(), strconv.Itoa(int(i.GetPort()))), client, dash(i.GetGroup()),
-			state, pid, uptime, conns, dash(i.GetBuild()), dash(oneLine(s.GetReason())))
+			state, pid, uptime, conns, dash(i.GetBuild()), dash(short(oneLine(s.GetReason()), reasonWidth)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	// Reasons too long for the table follow it whole (a host key error
+	// says which file and line, and how to fix it).
+	for _, s := range rep.GetServers() {
+		if r := oneLine(s.GetReason()); len([]rune(r)) > reasonWidth {
+			fmt.Fprintf(w, "%s %s: %s\n", s.GetInfo().GetId(), stateName(s.GetState()), r)
+		}
+	}
 	_, err := fmt.Fprintf(w, "env %s, master %s pid %d\n", rep.GetEnv(), rep.GetMasterId(), rep.GetMasterPid())
 	return err
+}
+
+// reasonWidth is how much of a reason the table shows.
+const reasonWidth = 60
+
+// short cuts s to n runes, marking the cut.
+func short(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
 }
 
 // oneLine keeps a reason to its first line, for the table.

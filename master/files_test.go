@@ -72,8 +72,8 @@ func TestSecretIsCreatedOnceAndKept(t *testing.T) {
 }
 
 func TestEnvNamesMatchApp(t *testing.T) {
-	if launch.SecretEnv != app.SecretEnv || launch.EpochEnv != app.EpochEnv {
-		t.Fatalf("launch %q %q != app %q %q", launch.SecretEnv, launch.EpochEnv, app.SecretEnv, app.EpochEnv)
+	if launch.SecretEnv != app.SecretEnv || launch.EpochEnv != app.EpochEnv || launch.BuildEnv != app.BuildEnv {
+		t.Fatalf("launch %q %q %q != app %q %q %q", launch.SecretEnv, launch.EpochEnv, launch.BuildEnv, app.SecretEnv, app.EpochEnv, app.BuildEnv)
 	}
 }
 

@@ -3,7 +3,6 @@ package master
 import (
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -55,6 +54,11 @@ func (m *Master) firstStart() {
 		break
 	}
 	took := time.Since(begin).Round(10 * time.Millisecond)
+	if len(failed) == 0 && len(running) < total {
+		m.note(fmt.Sprintf("env %s: start ended with %d of %d servers running; the others were stopped meanwhile", m.env.Name, len(running), total), false)
+		m.finishStart(nil)
+		return
+	}
 	if len(failed) == 0 {
 		hosts := fmt.Sprintf("%d hosts", m.hostCount())
 		if hosts == "1 hosts" {
@@ -79,9 +83,7 @@ func (m *Master) firstStart() {
 // finishStart ends the start phase and reports its outcome once.
 func (m *Master) finishStart(err error) {
 	m.initial.Store(false)
-	m.progMu.Lock()
-	m.progress = io.Discard
-	m.progMu.Unlock()
+	m.progress.close(5 * time.Second) // the lines before the outcome
 	if m.ready != nil {
 		m.ready(err)
 	}

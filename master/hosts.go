@@ -143,8 +143,9 @@ func (m *Master) remoteConfig() string {
 	return filepath.Join(m.base, "run", m.env.Name+".servers.toml")
 }
 
-// spec is how to start server c as instance epoch.
-func (m *Master) spec(c config.Server, epoch uint64) launch.Spec {
+// spec is how to start server c as instance epoch; build, if known, is the
+// build id of the binary it will run.
+func (m *Master) spec(c config.Server, epoch uint64, build string) launch.Spec {
 	cfgPath := m.cfgAbs
 	if !isLocalHost(c.Host) {
 		cfgPath = m.remoteConfig()
@@ -152,6 +153,9 @@ func (m *Master) spec(c config.Server, epoch uint64) launch.Spec {
 	args := []string{"--env", m.env.Name, "--id", c.ID, "--config", cfgPath, "--master", m.addr}
 	args = append(args, c.Args...)
 	env := append(envList(c.Env), launch.SecretEnv+"="+m.secret, launch.EpochEnv+"="+strconv.FormatUint(epoch, 10))
+	if build != "" {
+		env = append(env, launch.BuildEnv+"="+build)
+	}
 	return launch.Spec{ID: c.ID, Host: c.Host, Dir: m.base, Binary: m.binary, Args: args, Environ: env, Log: m.logPath(c)}
 }
 
@@ -266,6 +270,21 @@ func (h *hosts) install(host string, inst launch.Installer, src, sum, dst string
 		}
 	}
 	return nil
+}
+
+// build returns the build id of the binary a server on host runs, when
+// the master knows it: the very file here, or the copy it uploaded there.
+// Otherwise "" (the server hashes its own binary). Saves every server of a
+// large start hashing tens of MB.
+func (h *hosts) build(host string) string {
+	if !isLocalHost(host) && !h.m.env.SSH.UploadBinary {
+		return ""
+	}
+	sum, err := h.sum(h.m.binary)
+	if err != nil {
+		return ""
+	}
+	return sum[:12]
 }
 
 // rel shows a path relative to base when it is inside it.

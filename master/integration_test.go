@@ -2,6 +2,9 @@ package master
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
 	"errors"
 	"fmt"
 	"os"
@@ -112,10 +115,16 @@ func TestClusterLifecycle(t *testing.T) {
 	if len(ss) != 3 {
 		t.Fatalf("List has %d servers, want 3", len(ss))
 	}
+	sum := sha256.New()
+	if f, err := os.Open(game); err == nil {
+		io.Copy(sum, f)
+		f.Close()
+	}
+	build := hex.EncodeToString(sum.Sum(nil))[:12]
 	for id, s := range ss {
 		i := s.GetInfo()
-		if i.GetPid() <= 0 || !alive(int(i.GetPid())) || i.GetBuild() == "" || s.GetUptimeMs() < 0 {
-			t.Errorf("%s: pid %d build %q uptime %d: want a live pid and a build", id, i.GetPid(), i.GetBuild(), s.GetUptimeMs())
+		if i.GetPid() <= 0 || !alive(int(i.GetPid())) || i.GetBuild() != build || s.GetUptimeMs() < 0 {
+			t.Errorf("%s: pid %d build %q uptime %d: want a live pid and build %s (the binary's SHA-256)", id, i.GetPid(), i.GetBuild(), s.GetUptimeMs(), build)
 		}
 	}
 	conn := ss["connector-server-1"].GetInfo()

@@ -94,8 +94,8 @@ type Master struct {
 	initial  atomic.Bool   // the start is under way: failures are final, nothing auto-restarts
 	wake     chan struct{} // wakes the reconcile loop
 
-	progMu   sync.Mutex
-	progress io.Writer
+	progress *lines                  // the start's progress, for Config.Progress
+	progMu   sync.Mutex              // guards watchers
 	watchers map[chan string]struct{} // admin calls following the master's notes
 
 	mu         sync.Mutex
@@ -146,7 +146,7 @@ func New(cfg Config) (*Master, error) {
 		ready:        cfg.Ready,
 		stopReq:      make(chan struct{}),
 		wake:         make(chan struct{}, 1),
-		progress:     cfg.Progress,
+		progress:     newLines(cfg.Progress),
 		watchers:     map[chan string]struct{}{},
 		servers:      make(map[string]*server),
 		changed:      make(chan struct{}),
@@ -236,6 +236,7 @@ func (m *Master) Run(ctx context.Context) error {
 		"config", m.cfgAbs, "run_dir", m.paths.RunDir, "log_dir", m.paths.LogDir)
 
 	m.initial.Store(true)
+	go m.progress.run() // ends when the start is over (finishStart)
 	m.wg.Add(2)
 	go m.reconcile()
 	go m.firstStart()
@@ -317,18 +318,19 @@ func (m *Master) requestStop(err error) {
 }
 
 // note passes a progress line to the start's progress writer while the
-// start is under way, and to the admin calls following the master. It may
-// be called with m.mu held (progMu is always taken after it).
+// start is under way, and to the admin calls following the master. It
+// never blocks, and may be called with m.mu held (progMu is always taken
+// after it).
 func (m *Master) note(msg string, isErr bool) {
-	m.progMu.Lock()
-	defer m.progMu.Unlock()
 	if m.initial.Load() {
 		line := msg
 		if isErr {
 			line = "error: " + msg
 		}
-		fmt.Fprintln(m.progress, line)
+		m.progress.add(line)
 	}
+	m.progMu.Lock()
+	defer m.progMu.Unlock()
 	for ch := range m.watchers {
 		select {
 		case ch <- msg:

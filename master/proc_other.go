@@ -2,6 +2,4 @@
 
 package master
 
-
-
 func alive(pid int) bool { return pidExists(pid) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -160,7 +161,7 @@ func (m *Master) start(srv *server, c config.Server, epoch uint64, auto bool) {
 	}
 	var h launch.Handle
 	if err == nil {
-		h, err = l.Start(ctx, m.spec(c, epoch))
+		h, err = l.Start(ctx, m.spec(c, epoch, m.hosts.build(c.Host)))
 	}
 	m.mu.Lock()
 	srv.starting = false
@@ -498,8 +499,10 @@ func (m *Master) recover() {
 		srv.epoch = max(srv.epoch, e.Epoch)
 		l, err := m.hosts.byDriver(e.Handle.Driver)
 		if err != nil {
-			m.log.Warn("cannot check a recorded server", "server", id, "err", err)
-			continue
+			// It may well run: keep it, unwatched, rather than start a
+			// second copy.
+			m.log.Warn("cannot check a recorded server; not starting another copy", "server", id, "pid", e.Handle.PID, "host", e.Handle.Host, "err", err)
+			l = unavailable{err}
 		}
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
@@ -606,3 +609,24 @@ func (m *Master) saveState() {
 		m.log.Error("state file not saved: a restarted master may not re-adopt the servers", "err", err)
 	}
 }
+
+// unavailable stands in for a launcher the master cannot make (its SSH
+// settings are broken, say) for instances it found in its state file: they
+// are neither watched nor started again, and every operation says why.
+type unavailable struct{ err error }
+
+func (u unavailable) Start(context.Context, launch.Spec) (launch.Handle, error) {
+	return launch.Handle{}, u.err
+}
+func (u unavailable) Recover(context.Context, launch.Handle) error { return u.err }
+
+// Wait never reports an end: it cannot be seen.
+func (u unavailable) Wait(launch.Handle) <-chan launch.Exit { return make(chan launch.Exit) }
+func (u unavailable) Stop(context.Context, launch.Handle, time.Duration) error {
+	return u.err
+}
+func (u unavailable) Kill(context.Context, launch.Handle) error { return u.err }
+func (u unavailable) Logs(context.Context, string, string, int, bool, io.Writer) error {
+	return u.err
+}
+func (u unavailable) Close() error { return nil }

@@ -146,6 +146,7 @@ func (e *HostError) Unwrap() error { return e.Err }
 const (
 	SecretEnv = "SHADDOCK_CLUSTER_SECRET" // cluster secret (app.SecretEnv reads it)
 	EpochEnv  = "SHADDOCK_EPOCH"          // the instance's epoch (app reads it)
+	BuildEnv  = "SHADDOCK_BUILD"          // the binary's build id, when the master hashed that very file
 )
 
 // checkEnviron rejects environment entries that cannot be handed over.
