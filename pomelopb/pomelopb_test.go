@@ -140,13 +140,13 @@ func TestDecodeErrors(t *testing.T) {
 	p := testProtos(t)
 	m := p.Server("rich")
 	for _, b := range []string{
-		"58",           // tag 11: no such field
-		"0a",           // truncated varint of n... (tag 1 with nothing after)
-		"3a05616263",   // string longer than the body
-		"25000000",     // float cut short
-		"3005",         // 5 packed elements missing
+		"58",                     // tag 11: no such field
+		"0a",                     // truncated varint of n... (tag 1 with nothing after)
+		"3a05616263",             // string longer than the body
+		"25000000",               // float cut short
+		"3005",                   // 5 packed elements missing
 		"ffffffffffffffffffff01", // key overflows 64 bits
-		"2500 00c07f",  // NaN float
+		"2500 00c07f",            // NaN float
 	} {
 		raw, _ := hex.DecodeString(strings.ReplaceAll(b, " ", ""))
 		if out, err := m.Decode(nil, raw); err == nil {
