@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
+	"log/slog"
 	"math/big"
 	"net"
 	"strings"
@@ -151,3 +152,35 @@ func TestTLSClientPort(t *testing.T) {
 	plain.expectClosed()
 	contains(t, srv.logs, "tls: first record does not look like a TLS handshake")
 }
+
+// BenchmarkEncodePush is the per-broadcast cost on a connector: the push
+// package encoded once, with JSON bodies and with a protobuf body
+// transcoded from the JSON a backend sent.
+func BenchmarkEncodePush(b *testing.B) {
+	protos, err := pomelopb.Parse([]byte(`{"onChat":{"required string msg":1,"required string from":2,"required string target":3}}`), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dict, _ := protocol.NewDictionary([]string{"onChat"})
+	body := []byte(`{"msg":"hello everyone in the room","from":"alice","target":"*"}`)
+	for _, c := range []struct {
+		name   string
+		protos *pomelopb.Protos
+	}{{"json", nil}, {"protobuf", protos}} {
+		b.Run(c.name, func(b *testing.B) {
+			srv, err := New(Config{Handler: echoMux().Serve, Dictionary: dict, Protos: c.protos, Logger: slogDiscard()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer srv.Close()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := srv.EncodePush("onChat", body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }

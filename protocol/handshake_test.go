@@ -154,3 +154,56 @@ func BenchmarkHandshake(b *testing.B) {
 		}
 	}
 }
+
+// libpomelo2 (NetEase's C client, also under its C# and Java bindings)
+// asserts on the answer in tcp__on_handshake_resp: with useDict,
+// dictVersion, routeToCode and codeToRoute come all together or not at
+// all, and afterwards it must hold a dictionary (sent now or cached); with
+// useProto, the protos' version, server and client likewise. An answer
+// with dictVersion alone aborted it. Every answer, for every client state,
+// passes those checks here.
+func TestAnswersPassLibpomelo2Assertions(t *testing.T) {
+	h, err := NewHandshaker(refOffer(t, 30, true, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, hello := range []string{
+		`{"sys":{"type":"linux","version":"0.3.5"}}`,
+		`{"sys":{"dictVersion":"` + refDictVersion + `"}}`,
+		`{"sys":{"protoVersion":"` + refProtoVersion + `"}}`,
+		`{"sys":{"dictVersion":"` + refDictVersion + `","protoVersion":"` + refProtoVersion + `"}}`,
+		`{"sys":{"dictVersion":"old","protoVersion":"old"}}`,
+	} {
+		req, _ := DecodeHandshakeRequest([]byte(hello))
+		pkg, err := h.Answer(req, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a struct {
+			Code int `json:"code"`
+			Sys  map[string]json.RawMessage
+		}
+		if err := json.Unmarshal(pkg[HeaderLen:], &a); err != nil || a.Code != 200 || a.Sys == nil {
+			t.Fatalf("%s: answer %s: %v", hello, pkg[HeaderLen:], err)
+		}
+		_, ver := a.Sys["dictVersion"]
+		_, r2c := a.Sys["routeToCode"]
+		_, c2r := a.Sys["codeToRoute"]
+		clientHasDict := req.Sys.DictVersion == refDictVersion
+		if ver != r2c || r2c != c2r || !ver && !clientHasDict {
+			t.Errorf("%s: dictionary fields dictVersion %v routeToCode %v codeToRoute %v (client cached: %v): libpomelo2 asserts",
+				hello, ver, r2c, c2r, clientHasDict)
+		}
+		var protos map[string]json.RawMessage
+		if raw, ok := a.Sys["protos"]; ok {
+			json.Unmarshal(raw, &protos)
+		}
+		_, pv := protos["version"]
+		_, ps := protos["server"]
+		_, pc := protos["client"]
+		clientHasProtos := string(req.Sys.ProtoVersion) == `"`+refProtoVersion+`"`
+		if pv != ps || ps != pc || !pv && !clientHasProtos {
+			t.Errorf("%s: protos fields version %v server %v client %v (client cached: %v): libpomelo2 asserts", hello, pv, ps, pc, clientHasProtos)
+		}
+	}
+}
