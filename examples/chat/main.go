@@ -61,7 +61,7 @@ func main() {
 			cfg.HeartbeatTimeout = time.Minute
 		}
 	})
-	
+
 	a.OnServe(func(ctx context.Context, info app.Info) error {
 		if *web == "" || info.Type != "gate" {
 			return nil
