@@ -68,3 +68,27 @@ func TestProtobufChatInterop(t *testing.T) {
 		})
 	}
 }
+
+// TestPomeloJSClientInChromium: NetEase's browser client,
+// pomelo-jsclient-websocket 0.1.1, in headless Chromium with
+// pomelo-protocol's and pomelo-protobuf's browser builds (as
+// chatofpomelo-websocket's page loads them), chats through the demo: gate,
+// enter, onAdd, onChat, onLeave; unmodified with JSON bodies, and with
+// protobuf bodies (plus the decodeStr alias its npm release lacks), where
+// the protos come from the gate, are kept by the client and offered to the
+// connector, which does not send them again (e2e/node/jsclient.js).
+func TestPomeloJSClientInChromium(t *testing.T) {
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Fatalf("%s is missing (%v): apt-get install -y chromium", chromiumPath, err)
+	}
+	nodeDeps(t, "playwright-core", "pomelo-jsclient-websocket", "pomelo-protocol", "pomelo-protobuf")
+	for _, mode := range []string{"json", "protobuf"} {
+		t.Run(mode, func(t *testing.T) {
+			c := StartChatClusterWith(t, ClusterOptions{Protobuf: mode == "protobuf"})
+			host, port, _ := strings.Cut(c.GateAddr, ":")
+			if out := runNode(t, 120*time.Second, nil, "jsclient.js", host, port, mode); !strings.Contains(out, "PASS") {
+				t.Fatalf("jsclient.js did not pass:\n%s", out)
+			}
+		})
+	}
+}
