@@ -15,6 +15,9 @@ var protoBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return
 // type) goes out empty, as Pomelo sends it then (its encoder returns
 // nothing), with a log line: the client decodes an empty message.
 func (s *Server) encodeProto(m *pomelopb.Message, route string, body, dst []byte) []byte {
+	if len(body) == 0 { // a handler that answered nothing: nothing to encode
+		return dst[:0]
+	}
 	out, err := m.Encode(dst, body)
 	if err != nil {
 		s.log.Warn("body does not fit the route's server proto; sending it empty", "route", route, "err", err)

@@ -27,7 +27,7 @@ import (
 func testProtos(t *testing.T) *pomelopb.Protos {
 	t.Helper()
 	p, err := pomelopb.Parse(
-		[]byte(`{"connector.echo.echo":{"required string text":1,"optional uInt32 n":2},"onPush":{"required string text":1}}`),
+		[]byte(`{"connector.echo.echo":{"required string text":1,"optional uInt32 n":2},"onPush":{"required string text":1},"connector.echo.push":{"optional string x":1}}`),
 		[]byte(`{"connector.echo.echo":{"required string text":1,"optional uInt32 n":2},"connector.echo.bind":{"required string UID":1}}`))
 	if err != nil {
 		t.Fatal(err)
@@ -86,6 +86,17 @@ func TestProtobufBodies(t *testing.T) {
 			t.Fatalf("response lacking a required field: %x, want empty", m.Body)
 		}
 		contains(t, srv.logs, "body does not fit the route's server proto")
+		// A handler that answers nothing on a route with a server proto:
+		// an empty body, and no misfit logged.
+		misfits := strings.Count(srv.logs.String(), "does not fit")
+		c.sendMsg(protocol.Message{Type: protocol.Request, ID: 6, Route: "connector.echo.push", Body: []byte(`{"text":"x"}`)})
+		c.expectMsg(protocol.Push)
+		if m = c.expectMsg(protocol.Response); len(m.Body) != 0 {
+			t.Fatalf("response to a handler that answered nothing: %x", m.Body)
+		}
+		if n := strings.Count(srv.logs.String(), "does not fit"); n != misfits {
+			t.Fatalf("an empty answer was logged as a misfit:\n%s", srv.logs)
+		}
 	}
 	// A client holding the protos' version is not sent them again.
 	c := dialRaw(t, srv.addr, false)
