@@ -9,6 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 missing=()
 command -v protoc >/dev/null || missing+=(protobuf-compiler)
 [ -x /usr/bin/chromium ] || missing+=(chromium fonts-liberation)
+command -v certutil >/dev/null || missing+=(libnss3-tools)
 { command -v node >/dev/null && command -v npm >/dev/null; } || missing+=(nodejs npm)
 command -v git >/dev/null || missing+=(git)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"github.com/shaddock/shaddock/backend"
 	"github.com/shaddock/shaddock/connector"
 	"github.com/shaddock/shaddock/handler"
+	"github.com/shaddock/shaddock/pomelopb"
 	"github.com/shaddock/shaddock/rpc"
 )
 
@@ -37,6 +39,10 @@ type Info struct {
 	ID, Type, Env string
 	Frontend      bool
 	Group         string
+	// TLS is the frontend's client-port TLS configuration (servers.toml
+	// tlsCert/tlsKey), nil without; a game serving a page beside the
+	// frontend can serve it over https with the same certificate.
+	TLS *tls.Config
 }
 
 // App is a game binary's registry of handlers and hooks, and, once Run has
@@ -46,6 +52,7 @@ type App struct {
 	remotes    *handler.Mux
 	routes     map[string]rpc.RouteFunc
 	dict       []string
+	protos     *pomelopb.Protos
 	onClosed   []func(ctx context.Context, s handler.Session)
 	onServe    []func(ctx context.Context, info Info) error
 	frontendFn []func(typ string, cfg *connector.Config)
@@ -88,6 +95,15 @@ func (a *App) Route(serverType string, fn rpc.RouteFunc) { a.routes[serverType] 
 // (Pomelo's dictionary.json): typically push routes, so pushes travel with
 // 2-byte codes.
 func (a *App) Dictionary(routes ...string) { a.dict = append(a.dict, routes...) }
+
+// Protos turns on protobuf bodies on every frontend (Pomelo's
+// useProtobuf): p holds the game's server and client protos in Pomelo's
+// JSON format (pomelopb.Parse of serverProtos.json and clientProtos.json).
+// Handlers keep reading and writing JSON (their typed structs); frontends
+// decode requests on routes with client protos and encode responses and
+// pushes on routes with server protos. ConfigureFrontend can turn it off
+// for a server type (cfg.Protos = nil).
+func (a *App) Protos(p *pomelopb.Protos) { a.protos = p }
 
 // OnSessionClosed runs fn on a frontend whenever a client session ends (after
 // any message it was handling), like Pomelo's sessionService 'closed' event.

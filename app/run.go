@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -94,6 +95,12 @@ func (a *App) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	var tlsCfg *tls.Config
+	if s, ok := env.Server(o.id); ok && self.Frontend {
+		if tlsCfg, err = clientTLS(o.configPath, s); err != nil {
+			return err
+		}
+	}
 	secret := os.Getenv(SecretEnv)
 	if secret == "" {
 		return fmt.Errorf("%s is not set: servers are started by the master (master start --id %s)", SecretEnv, o.id)
@@ -126,7 +133,7 @@ func (a *App) Run(ctx context.Context, args []string) error {
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 	log = log.With("server", self.ID)
-	r := &runner{a: a, o: o, self: self, log: log}
+	r := &runner{a: a, o: o, self: self, log: log, tls: tlsCfg}
 	return r.run(ctx, secret, master)
 }
 
@@ -136,6 +143,7 @@ type runner struct {
 	o    *options
 	self rpc.Member
 	log  *slog.Logger
+	tls  *tls.Config // client-port TLS of a frontend, nil for none
 
 	node     *rpc.Node
 	registry *rpc.Registry
@@ -196,7 +204,7 @@ func (r *runner) run(ctx context.Context, secret, master string) error {
 
 	if self.Frontend {
 		ccfg := connector.Config{ID: self.ID, Type: self.Type, Handler: fe.serve, Dictionary: dict, Logger: r.log,
-			OnSessionClosed: r.sessionClosed}
+			OnSessionClosed: r.sessionClosed, Protos: a.protos, TLS: r.tls}
 		for _, fn := range a.frontendFn {
 			fn(self.Type, &ccfg)
 		}
@@ -209,7 +217,7 @@ func (r *runner) run(ctx context.Context, secret, master string) error {
 	}
 
 	a.mu.Lock()
-	a.info = Info{ID: self.ID, Type: self.Type, Env: r.o.env, Frontend: self.Frontend, Group: self.Group}
+	a.info = Info{ID: self.ID, Type: self.Type, Env: r.o.env, Frontend: self.Frontend, Group: self.Group, TLS: r.tls}
 	a.node, a.backend, a.front, a.log = node, back, r.front, r.log
 	a.mu.Unlock()
 

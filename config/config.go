@@ -80,7 +80,11 @@ type Server struct {
 	Group       string // "", "a" or "b"
 	Args        []string
 	Env         map[string]string
-	Line        int // line of the [[ENV.type]] header (or inline entry) that defined it
+	// TLSCert and TLSKey are PEM files (relative to base) of the
+	// certificate chain and key a frontend serves its client port with:
+	// TLS over raw TCP and wss:// for WebSocket. Both or neither.
+	TLSCert, TLSKey string
+	Line            int // line of the [[ENV.type]] header (or inline entry) that defined it
 }
 
 // Load reads the file at path and returns its environment env. Errors name

@@ -337,3 +337,31 @@ func TestRepositoryServersTOML(t *testing.T) {
 		}
 	}
 }
+
+// TLS keys reach every copy of a clusterCount entry.
+func TestTLSFiles(t *testing.T) {
+	env, err := Parse("servers.toml", []byte(`[dev]
+binary = "b"
+[dev.master]
+id = "m"
+host = "127.0.0.1"
+port = 3005
+[[dev.connector]]
+id = "c"
+host = "127.0.0.1"
+port = "3150++"
+clientPort = "3050++"
+frontend = true
+clusterCount = 2
+tlsCert = "certs/c.pem"
+tlsKey = "certs/c.key"
+`), "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range env.Servers {
+		if s.TLSCert != "certs/c.pem" || s.TLSKey != "certs/c.key" {
+			t.Errorf("%s: TLS %q %q", s.ID, s.TLSCert, s.TLSKey)
+		}
+	}
+}

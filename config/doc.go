@@ -58,6 +58,8 @@
 //	autoRestart = true
 //	args = ["--verbose"]      # extra arguments
 //	env = { GOGC = "200" }    # extra environment
+//	tlsCert = "certs/connector.pem"  # frontends only: TLS on the client port (raw TCP over TLS and wss://),
+//	tlsKey = "certs/connector.key"   #   PEM certificate chain and key, relative to base; both or neither
 //
 // Reserved names (binary, base, master, ssh, lb, rolling) cannot be server
 // types; a server type matches [A-Za-z][A-Za-z0-9_-]* (no '.', since routes

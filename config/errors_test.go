@@ -162,6 +162,17 @@ var errorCases = []struct {
 	{"inline array entry", "[dev]\nbinary = \"b\"\nchat = [\n  { id = \"c1\", host = \"h\", port = 1 },\n  { id = \"c2\", host = \"h\", port = 1 },\n]\n" + head[len("[dev]\nbinary = \"bin/chat\"\n"):], "",
 		`servers.toml:5: chat: c2 port h:1 is already used by c1 port (line 4)`},
 
+	// TLS on the client port: frontends only, certificate and key together.
+	{"tls on a backend", head + chat + "tlsCert = \"c.pem\"\ntlsKey = \"c.key\"\n", "",
+		`servers.toml:11: chat: tlsCert is set but frontend is not true (TLS is for the client port)`},
+	{"tls key without cert", head + "[[dev.gate]]\nid = \"g\"\nhost = \"h\"\nport = 1\nclientPort = 2\nfrontend = true\ntlsKey = \"g.key\"\n", "",
+		`servers.toml:13: gate: tlsKey is set but tlsCert is not`},
+	{"tls cert without key", head + "[[dev.gate]]\nid = \"g\"\nhost = \"h\"\nport = 1\nclientPort = 2\nfrontend = true\ntlsCert = \"g.pem\"\n", "",
+		`servers.toml:13: gate: tlsCert is set but tlsKey is not`},
+	{"tls empty and mistyped", head + "[[dev.gate]]\nid = \"g\"\nhost = \"h\"\nport = 1\nclientPort = 2\nfrontend = true\ntlsCert = \"\"\ntlsKey = 3\n", "",
+		"servers.toml:13: gate: tlsCert is empty\n" +
+			"servers.toml:14: gate: tlsKey must be a string, not an integer"},
+
 	// Several problems: all of them, in file order.
 	{"several", "[dev]\n[dev.master]\nid = \"m\"\n" + strings.Replace(chat, "6050", "0", 1) + "bogus = 1\n", "",
 		"servers.toml:1: dev: missing binary\n" +

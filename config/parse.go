@@ -20,7 +20,7 @@ var (
 	sshKeys     = []string{"user", "port", "identityFile", "knownHosts", "uploadBinary"}
 	lbKeys      = []string{"driver", "haproxySocket", "haproxyBackend", "drainCommand", "enableCommand", "statusCommand"}
 	rollingKeys = []string{"drainTimeout", "startTimeout"}
-	serverKeys  = []string{"id", "host", "port", "clientHost", "clientPort", "frontend", "clusterCount", "group", "autoRestart", "args", "env"}
+	serverKeys  = []string{"id", "host", "port", "clientHost", "clientPort", "frontend", "clusterCount", "group", "autoRestart", "args", "env", "tlsCert", "tlsKey"}
 
 	typeRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
 	idRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -526,6 +526,8 @@ func (p *parser) server(t table, typ string, seq map[string]int) []server {
 		}
 	}
 
+	tlsCert, tlsKey := t.tlsFiles(frontend)
+
 	group, ok := t.str("group")
 	if ok && group != "a" && group != "b" {
 		t.errorf(t.line("group"), "group %q must be \"a\" or \"b\"", group)
@@ -631,6 +633,8 @@ func (p *parser) server(t table, typ string, seq map[string]int) []server {
 			AutoRestart: autoRestart,
 			Group:       group,
 			Args:        slices.Clone(args),
+			TLSCert:     tlsCert,
+			TLSKey:      tlsKey,
 			Line:        header,
 		}
 		if frontend {
@@ -665,6 +669,35 @@ func (p *parser) server(t table, typ string, seq map[string]int) []server {
 		out = append(out, server{Server: s, idLine: idLine, portLine: t.line("port"), clientPortLine: t.line("clientPort")})
 	}
 	return out
+}
+
+// tlsFiles reads tlsCert and tlsKey: both or neither, on frontends only.
+func (t table) tlsFiles(frontend bool) (cert, key string) {
+	cert, certOK := t.str("tlsCert")
+	key, keyOK := t.str("tlsKey")
+	_, certPresent := t.m["tlsCert"]
+	_, keyPresent := t.m["tlsKey"]
+	for _, f := range []struct {
+		key, val string
+		ok       bool
+	}{{"tlsCert", cert, certOK}, {"tlsKey", key, keyOK}} {
+		if f.ok && f.val == "" {
+			t.errorf(t.line(f.key), "%s is empty", f.key)
+		}
+	}
+	switch {
+	case (certPresent || keyPresent) && !frontend:
+		k := "tlsCert"
+		if !certPresent {
+			k = "tlsKey"
+		}
+		t.errorf(t.line(k), "%s is set but frontend is not true (TLS is for the client port)", k)
+	case certPresent && !keyPresent:
+		t.errorf(t.line("tlsCert"), "tlsCert is set but tlsKey is not")
+	case keyPresent && !certPresent:
+		t.errorf(t.line("tlsKey"), "tlsKey is set but tlsCert is not")
+	}
+	return cert, key
 }
 
 // addrBook finds host:port pairs used twice.

@@ -2,12 +2,14 @@ package connector
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"time"
 
 	"github.com/shaddock/shaddock/handler"
+	"github.com/shaddock/shaddock/pomelopb"
 	"github.com/shaddock/shaddock/protocol"
 )
 
@@ -29,11 +31,21 @@ type Config struct {
 	// Handler serves every request and notify of a session. Required.
 	Handler handler.Func
 	// Dictionary of route codes sent in the handshake and used to compress
-	// push routes. Nil for none.
+	// push routes (Pomelo's useDict). Nil for none.
 	Dictionary *protocol.Dictionary
+	// Protos turns on protobuf bodies, as Pomelo's useProtobuf does: the
+	// handshake offers them (sys.protos, unless the client holds their
+	// version, and useProto), a request or notify on a route with a client
+	// proto is decoded from protobuf into the JSON its handler reads, and a
+	// response or push on a route with a server proto is encoded from JSON
+	// into protobuf. Nil for JSON bodies only.
+	Protos *pomelopb.Protos
+	// TLS, if set, makes the client port TLS: raw TCP over TLS and wss://
+	// for WebSocket, on the one port (Pomelo's hybrid connector with ssl).
+	TLS *tls.Config
 
-	Heartbeat        time.Duration // interval announced to clients, whole seconds (rounded up); default 30 s, negative disables
-	HeartbeatTimeout time.Duration // silence that closes a session; default 2× Heartbeat
+	Heartbeat        time.Duration // interval announced to clients, whole seconds (rounded up); default 30 s, negative announces none (as Pomelo without a heartbeat option)
+	HeartbeatTimeout time.Duration // silence that closes a session; default 2× Heartbeat (none without heartbeats)
 	HandshakeTimeout time.Duration // from accept to handshake-ack; default 10 s
 	MaxPackageSize   int           // largest package body accepted; default 64 KiB
 	WriteQueueBytes  int           // queued bytes beyond which a client is deemed not reading; default 256 KiB

@@ -121,16 +121,24 @@ func (s *Session) handle(in inbound) {
 		}
 		return
 	}
-	s.respond(in.id, resp, err)
+	s.respond(in.id, in.route, resp, err)
 }
 
-// respond queues the response to request id.
-func (s *Session) respond(id uint64, body []byte, err error) {
+// respond queues the response to request id of route. The body is JSON;
+// with a server proto for the route it travels protobuf-encoded, error
+// bodies too, as Pomelo encodes whatever a handler answers.
+func (s *Session) respond(id uint64, route string, body []byte, err error) {
 	if err != nil {
 		if _, ok := err.(*handler.Error); !ok {
 			s.logger().Info("request failed", "err", err)
 		}
 		body = handler.ErrorBody(err)
+	}
+	if m := s.srv.cfg.Protos.Server(route); m != nil {
+		bp := protoBufPool.Get().(*[]byte)
+		defer protoBufPool.Put(bp)
+		*bp = s.srv.encodeProto(m, route, body, (*bp)[:0])
+		body = *bp
 	}
 	pkg, encErr := protocol.EncodeDataPackage(&protocol.Message{Type: protocol.Response, ID: id, Body: body}, nil)
 	if encErr != nil {

@@ -1,7 +1,10 @@
 // Package connector is the frontend server clients hold their long
 // connections to: raw TCP and WebSocket on one port (the first bytes decide),
-// the Pomelo handshake, heartbeats and kicks, and the sessions that carry a
-// client's identity and settings.
+// optionally under TLS (Config.TLS: TLS over TCP and wss://), the Pomelo
+// handshake answered as Pomelo 2.2.7 answers it, Pomelo protobuf bodies
+// (Config.Protos: transcoded to and from the JSON handlers read and write),
+// heartbeats and kicks, and the sessions that carry a client's identity and
+// settings.
 //
 // Every client message is handed to the configured handler.Func in order
 // per session and in parallel across sessions; whether that handler runs
@@ -13,4 +16,8 @@
 // taking a pooled one), each session's writes go through a bounded queue
 // drained by an on-demand writer that batches frames into one write, and a
 // client that stops reading is closed rather than allowed to grow memory.
+// TLS connections are the exception to the bufferless idle: crypto/tls
+// may hold decrypted bytes the socket's readiness does not show, so their
+// reader blocks in Read with a pooled buffer, and their writes go to a
+// goroutine of their own rather than the shared flusher.
 package connector

@@ -186,8 +186,6 @@ func (s *Session) onMessage(b []byte) error {
 		if body, err = protocol.Gunzip(body, s.srv.cfg.MaxPackageSize); err != nil {
 			return errBadMessage{err}
 		}
-	} else {
-		body = bytes.Clone(body) // the read buffer is reused once we return
 	}
 	kind := inRequest
 	if m.Type == protocol.Notify {
@@ -195,13 +193,24 @@ func (s *Session) onMessage(b []byte) error {
 	}
 	if s.srv.draining.Load() {
 		if kind == inRequest {
-			s.respond(m.ID, nil, handler.Errorf(handler.CodeUnavailable, "server shutting down"))
+			s.respond(m.ID, m.Route, nil, handler.Errorf(handler.CodeUnavailable, "server shutting down"))
 		}
 		return nil
 	}
 	if !s.allow() {
 		if kind == inRequest {
-			s.respond(m.ID, nil, handler.Errorf(handler.CodeTooManyRequests, "request rate above %g/s", s.srv.cfg.RequestRate))
+			s.respond(m.ID, m.Route, nil, handler.Errorf(handler.CodeTooManyRequests, "request rate above %g/s", s.srv.cfg.RequestRate))
+		}
+		return nil
+	}
+	// A copy either way: the read buffer is reused once we return.
+	if body, err = s.decodeRequestBody(m.Route, body); err != nil {
+		// Pomelo's decoder throws and the request goes unanswered; a client
+		// here gets a clear error instead.
+		if kind == inRequest {
+			s.respond(m.ID, m.Route, nil, handler.Errorf(handler.CodeBadRequest, "bad request body: %v", err))
+		} else {
+			s.logger().Info("notify body does not decode with its client proto", "route", m.Route, "err", err)
 		}
 		return nil
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"syscall"
+	"time"
 )
 
 // readChunk waits until the socket has data and reads it into a pooled
@@ -13,9 +14,19 @@ import (
 // burst plus the one that finds it drained: what Go's own Read costs.
 func (s *Session) readChunk() (*[]byte, int, error) {
 	if s.rc == nil {
+		// A TLS connection: the readiness of its socket says nothing of
+		// the plaintext crypto/tls may already hold, so it blocks in Read
+		// with a buffer.
 		bp := bufPool.Get().(*[]byte)
 		n, err := s.nc.Read(*bp)
-		return bp, n, err
+		if n == 0 {
+			bufPool.Put(bp)
+			if err == nil {
+				err = io.ErrNoProgress
+			}
+			return nil, 0, err
+		}
+		return bp, n, nil
 	}
 	if s.readFn == nil {
 		s.readFn = s.readReady // one closure per connection, not per read
@@ -67,7 +78,8 @@ func (s *Session) readReady(fd uintptr) bool {
 // tryWrite writes what the socket accepts now without waiting, and returns
 // how much that was. Only the session's current writer calls it.
 func (s *Session) tryWrite(b []byte) (int, error) {
-	if s.rc == nil {
+	if s.rc == nil { // not reached: writeOut hands such sessions to a waiting writer
+		s.nc.SetWriteDeadline(time.Now().Add(s.srv.cfg.WriteTimeout))
 		return s.nc.Write(b)
 	}
 	if s.writeFn == nil {

@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,7 +30,7 @@ type Server struct {
 	cancel context.CancelFunc
 
 	heartbeatPkg []byte // immutable, shared by every heartbeat answer
-	handshakeOK  []byte // pre-encoded answer for clients without dictVersion, when no user hook runs
+	handshaker   *protocol.Handshaker
 
 	nextID   atomic.Int64
 	draining atomic.Bool // Shutdown began: new requests are refused
@@ -79,13 +80,13 @@ func New(cfg Config) (*Server, error) {
 		go func() { defer s.flushDone.Done(); f.run(s.flushQuit) }()
 	}
 	s.heartbeatPkg, _ = protocol.EncodePackage(protocol.Heartbeat, nil)
+	offer := protocol.HandshakeOffer{Heartbeat: int(cfg.Heartbeat / time.Second), Dict: cfg.Dictionary}
+	if cfg.Protos != nil {
+		offer.Protos, offer.ProtoVersion = cfg.Protos.HandshakeJSON(), cfg.Protos.Version()
+	}
 	var err error
-	s.handshakeOK, err = protocol.EncodeHandshakeResponse(&protocol.HandshakeResponse{
-		Code: protocol.CodeOK,
-		Sys:  protocol.NewHandshakeServerSys(int(cfg.Heartbeat/time.Second), cfg.Dictionary, ""),
-	})
-	if err != nil {
-		return nil, err
+	if s.handshaker, err = protocol.NewHandshaker(offer); err != nil {
+		return nil, fmt.Errorf("connector %s: %w", cfg.ID, err)
 	}
 	return s, nil
 }
@@ -132,6 +133,11 @@ func (s *Server) Serve(l net.Listener) error {
 		backoff = 0
 		if tc, ok := nc.(*net.TCPConn); ok && s.cfg.SocketSendBuffer > 0 {
 			tc.SetWriteBuffer(s.cfg.SocketSendBuffer)
+		}
+		if s.cfg.TLS != nil {
+			// The TLS handshake runs on the session's first read, under
+			// the handshake deadline, not here on the accepting goroutine.
+			nc = tls.Server(nc, s.cfg.TLS)
 		}
 		sess := s.register(nc)
 		if sess == nil {
@@ -261,8 +267,15 @@ func (s *Server) SessionByUID(uid string) *Session {
 }
 
 // EncodePush encodes a push once, for sending to many sessions with
-// SendPackage. body is sent as is (JSON by convention).
+// SendPackage. body is JSON; with Protos and a server proto for route it
+// travels protobuf-encoded.
 func (s *Server) EncodePush(route string, body []byte) ([]byte, error) {
+	if m := s.cfg.Protos.Server(route); m != nil {
+		bp := protoBufPool.Get().(*[]byte)
+		defer protoBufPool.Put(bp)
+		*bp = s.encodeProto(m, route, body, (*bp)[:0])
+		body = *bp
+	}
 	return protocol.EncodeDataPackage(&protocol.Message{Type: protocol.Push, Route: route, Body: body}, s.cfg.Dictionary)
 }
 

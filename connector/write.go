@@ -137,6 +137,13 @@ func (f *flusher) flushAll() {
 // false it never blocks: a full socket hands the remainder to a pooled
 // goroutine that calls writeOut(true), which waits, bounded by WriteTimeout.
 func (s *Session) writeOut(wait bool) {
+	if !wait && s.rc == nil {
+		// A TLS connection cannot be written without blocking (crypto/tls
+		// writes whole records): write on a goroutine of its own, with the
+		// write deadline, so that a slow TLS client never stalls the flusher.
+		s.srv.pool.Go(s.writeOutWaiting)
+		return
+	}
 	bp := writeBufPool.Get().(*[]byte)
 	defer func() {
 		if cap(*bp) <= 4*writeBufSize { // a buffer grown by a huge package is not kept

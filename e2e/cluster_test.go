@@ -48,7 +48,8 @@ host = "127.0.0.1"
 port = {{index .Ports 0}}
 clientPort = {{.Gate}}
 frontend = true
-args = ["--web=127.0.0.1:{{.Web}}"]
+args = ["--web=127.0.0.1:{{.Web}}"{{if .Protobuf}}, "--protobuf"{{end}}]
+{{.TLS}}
 
 [[development.connector]]
 id = "connector-server-1"
@@ -56,6 +57,8 @@ host = "127.0.0.1"
 port = {{index .Ports 1}}
 clientPort = {{index .Clients 0}}
 frontend = true
+{{if .Protobuf}}args = ["--protobuf"]{{end}}
+{{.TLS}}
 
 [[development.connector]]
 id = "connector-server-2"
@@ -63,6 +66,8 @@ host = "127.0.0.1"
 port = {{index .Ports 2}}
 clientPort = {{index .Clients 1}}
 frontend = true
+{{if .Protobuf}}args = ["--protobuf"]{{end}}
+{{.TLS}}
 
 [[development.chat]]
 id = "chat-server-1"
@@ -81,10 +86,19 @@ func freePort(t testing.TB) int {
 	return n
 }
 
+// ClusterOptions vary the chat demo a test starts.
+type ClusterOptions struct {
+	Protobuf        bool   // --protobuf on the frontends: Pomelo protobuf bodies for the chat routes
+	TLSCert, TLSKey string // PEM files: TLS and wss:// on the gate's and connectors' client ports, https for the page
+}
+
 // StartChatCluster writes a servers.toml and runs `master start --daemon`.
 // The cluster is stopped with `master stop` when the test ends, and the
 // test fails if any of its processes outlives that.
-func StartChatCluster(t testing.TB) *Cluster {
+func StartChatCluster(t testing.TB) *Cluster { return StartChatClusterWith(t, ClusterOptions{}) }
+
+// StartChatClusterWith is StartChatCluster with options.
+func StartChatClusterWith(t testing.TB, o ClusterOptions) *Cluster {
 	t.Helper()
 	dir := t.TempDir()
 	v := struct {
@@ -92,7 +106,12 @@ func StartChatCluster(t testing.TB) *Cluster {
 		Master, Gate, Web int
 		Ports             [5]int
 		Clients           [2]int
-	}{Binary: binPath("chat"), Master: freePort(t), Gate: freePort(t), Web: freePort(t)}
+		Protobuf          bool
+		TLS               string
+	}{Binary: binPath("chat"), Master: freePort(t), Gate: freePort(t), Web: freePort(t), Protobuf: o.Protobuf}
+	if o.TLSCert != "" {
+		v.TLS = fmt.Sprintf("tlsCert = %q\ntlsKey = %q", o.TLSCert, o.TLSKey)
+	}
 	for i := range v.Ports {
 		v.Ports[i] = freePort(t)
 	}

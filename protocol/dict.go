@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+
+	"github.com/shaddock/shaddock/internal/jsjson"
 )
 
 // Dictionary maps routes to the 2-byte codes Pomelo sends instead of route
@@ -14,6 +16,7 @@ import (
 type Dictionary struct {
 	codes   map[string]uint16
 	routes  []string // routes[code-1]
+	order   []string // routes in the order JavaScript lists them as object keys
 	version string
 }
 
@@ -38,24 +41,52 @@ func NewDictionary(routes []string) (*Dictionary, error) {
 		d.routes = append(d.routes, r)
 		d.codes[r] = uint16(len(d.routes))
 	}
+	d.order = jsjson.KeyOrder(d.routes)
 	// The version lets a client that cached the dictionary skip it in the
-	// handshake, as Pomelo's dictVersion does (md5, base64).
-	sum := md5.Sum(d.encodeVersionInput())
+	// handshake. Pomelo's is the md5, base64, of JSON.stringify(dict); the
+	// same text here gives the same version, so a client that cached
+	// Pomelo's dictionary keeps it against shaddock and the other way round.
+	sum := md5.Sum(d.AppendJSON(nil))
 	d.version = base64.StdEncoding.EncodeToString(sum[:])
 	return d, nil
 }
 
-func (d *Dictionary) encodeVersionInput() []byte {
-	b := []byte{'{'}
-	for i, r := range d.routes {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = strconv.AppendQuote(b, r)
-		b = append(b, ':')
-		b = strconv.AppendInt(b, int64(i+1), 10)
+// AppendJSON appends the dictionary as Pomelo's {route: code} object, in
+// the text JSON.stringify gives for it (keys in JavaScript's order).
+func (d *Dictionary) AppendJSON(dst []byte) []byte {
+	if d == nil {
+		return append(dst, '{', '}')
 	}
-	return append(b, '}')
+	dst = append(dst, '{')
+	for i, r := range d.order {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = jsjson.AppendString(dst, r)
+		dst = append(dst, ':')
+		dst = strconv.AppendUint(dst, uint64(d.codes[r]), 10)
+	}
+	return append(dst, '}')
+}
+
+// AppendCodesJSON appends Pomelo's {code: route} object (its handshake's
+// codeToRoute), codes ascending as JavaScript lists integer keys.
+func (d *Dictionary) AppendCodesJSON(dst []byte) []byte {
+	dst = append(dst, '{')
+	var routes []string
+	if d != nil {
+		routes = d.routes
+	}
+	for i, r := range routes {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, '"')
+		dst = strconv.AppendInt(dst, int64(i+1), 10)
+		dst = append(dst, '"', ':')
+		dst = jsjson.AppendString(dst, r)
+	}
+	return append(dst, '}')
 }
 
 // DictionaryFromCodes rebuilds a dictionary from the {route: code} object a
@@ -137,10 +168,8 @@ func (d *Dictionary) intern(b []byte) string {
 	return string(b)
 }
 
-// MarshalJSON encodes the dictionary as Pomelo's {route: code} object.
+// MarshalJSON encodes the dictionary as Pomelo's {route: code} object
+// (AppendJSON).
 func (d *Dictionary) MarshalJSON() ([]byte, error) {
-	if d == nil {
-		return []byte("{}"), nil
-	}
-	return json.Marshal(d.codes)
+	return d.AppendJSON(nil), nil
 }

@@ -181,26 +181,6 @@ func TestDictionary(t *testing.T) {
 	}
 }
 
-func TestHandshakeResponseJSON(t *testing.T) {
-	d, _ := NewDictionary([]string{"a.b.c", "onX"})
-	pkg, err := EncodeHandshakeResponse(&HandshakeResponse{Code: CodeOK, Sys: NewHandshakeServerSys(30, d, "")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := `{"code":200,"sys":{"heartbeat":30,"dict":{"a.b.c":1,"onX":2},"routeToCode":{"a.b.c":1,"onX":2},"codeToRoute":{"1":"a.b.c","2":"onX"},"dictVersion":"` + d.Version() + `","useDict":true}}`
-	if string(pkg[HeaderLen:]) != want || pkg[0] != byte(Handshake) {
-		t.Fatalf("got %s\nwant %s", pkg[HeaderLen:], want)
-	}
-	// A client holding the current version does not get the dictionary again.
-	sys := NewHandshakeServerSys(30, d, d.Version())
-	if sys.Dict != nil || !sys.UseDict {
-		t.Fatalf("cached dictionary resent: %+v", sys)
-	}
-	if got := string(EncodeKick("bye")); got != "\x05\x00\x00\x10"+`{"reason":"bye"}` {
-		t.Fatalf("kick = %q", got)
-	}
-}
-
 func BenchmarkDecodeMessage(b *testing.B) {
 	dict := testDict(b)
 	wire, _ := AppendMessage(nil, &Message{Type: Request, ID: 1234, Route: "chat.chatHandler.send", Body: []byte(`{"content":"hello","target":"*"}`)}, dict)

@@ -4,6 +4,12 @@
 //
 //   node browser.js http://127.0.0.1:PORT/ SCREENSHOT_DIR [CONNECTORS]
 //
+// With an https:// page every WebSocket must be wss:// (NODE_EXTRA_CA_CERTS
+// and the browser profile's NSS database must trust the test's CA). With
+// EXPECT_PROTOBUF=1 every page's connector connection must have been
+// offered protobuf bodies (the cluster runs with --protobuf), without it
+// none may.
+//
 // CONNECTORS, if given, is a comma-separated list of the cluster's connector
 // client addresses (host:port) in server-id order; each page's second
 // WebSocket must go to the one the gate's dispatch picks for its name,
@@ -150,13 +156,13 @@ class User {
 
   // checkWire: the page opened exactly two WebSockets, the first to the gate
   // (closed once it answered), the second to a connector, both on loopback.
-  checkWire(gatePort, connectors) {
+  checkWire(gatePort, connectors, scheme) {
     const urls = this.sockets.map((ws) => ws.url());
     if (urls.length !== 2) fail(`${this.name}: the page opened ${urls.length} WebSockets ${JSON.stringify(urls)}, want 2 (gate, then connector)`);
     const parse = (u) => {
-      const m = /^ws:\/\/127\.0\.0\.1:(\d+)\/?$/.exec(u);
-      if (!m) fail(`${this.name}: WebSocket URL ${u} is not ws://127.0.0.1:PORT/`);
-      return Number(m[1]);
+      const m = /^(wss?):\/\/127\.0\.0\.1:(\d+)\/?$/.exec(u);
+      if (!m || m[1] !== scheme) fail(`${this.name}: WebSocket URL ${u} is not ${scheme}://127.0.0.1:PORT/`);
+      return Number(m[2]);
     };
     const [g, c] = urls.map(parse);
     if (g !== gatePort) fail(`${this.name}: first WebSocket ${urls[0]} is not to the gate port ${gatePort} from /config.json`);
@@ -219,9 +225,13 @@ async function main() {
 
     // The wire: gate first, then a connector, all on loopback.
     const ports = {};
+    const scheme = url.startsWith('https:') ? 'wss' : 'ws';
+    const wantProtobuf = process.env.EXPECT_PROTOBUF === '1';
     for (const u of [a, b, c]) {
-      ports[u.name] = u.checkWire(cfg.gatePort, connectors);
-      log(`${u.name}: WebSockets ${u.sockets.map((ws) => ws.url()).join(' then ')}`);
+      ports[u.name] = u.checkWire(cfg.gatePort, connectors, scheme);
+      const wire = await u.page.evaluate(() => window.chatWire());
+      if (!wire || wire.protobuf !== wantProtobuf) fail(`${u.name}: connector connection ${JSON.stringify(wire)}, want protobuf ${wantProtobuf}`);
+      log(`${u.name}: WebSockets ${u.sockets.map((ws) => ws.url()).join(' then ')}${wire.protobuf ? ' (protobuf bodies)' : ''}`);
     }
     if (connectors.length > 1 && ports.alice === ports.bob) {
       fail(`alice and bob are both on connector port ${ports.alice}: the room should span two connectors (pick other names)`);

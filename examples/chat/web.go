@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -45,7 +46,13 @@ func serveWeb(ctx context.Context, addr string, a *app.App) error {
 	if err != nil {
 		return fmt.Errorf("chat page: listen %s: %w", addr, err)
 	}
-	a.Logger().Info("chat page", "url", "http://"+ln.Addr().String()+"/")
+	scheme := "http"
+	if cfg := a.Info().TLS; cfg != nil {
+		// The gate's certificate: a page that came over https can only
+		// open wss://, which the gate and connectors then serve.
+		ln, scheme = tls.NewListener(ln, cfg), "https"
+	}
+	a.Logger().Info("chat page", "url", scheme+"://"+ln.Addr().String()+"/")
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -14,6 +14,7 @@ package client
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -31,6 +32,8 @@ type Options struct {
 	// Transport is TransportTCP (default) or TransportWS. An address starting
 	// with ws:// or wss:// is WebSocket anyway.
 	Transport string
+	// TLS, if set, dials TLS: raw TCP over TLS, or wss:// for WebSocket.
+	TLS *tls.Config
 	// HandshakeUser is the "user" part of the handshake, marshalled with
 	// encoding/json (pass json.RawMessage for ready JSON); nil omits it.
 	HandshakeUser any
@@ -109,7 +112,7 @@ var callPool = sync.Pool{New: func() any { return &call{ch: make(chan struct{}, 
 // handshake and the handshake-ack, and returns once data may flow. ctx bounds
 // the connection and the handshake only.
 func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
-	conn, br, isWS, err := dialTransport(ctx, addr, opts.Transport)
+	conn, br, isWS, err := dialTransport(ctx, addr, opts.Transport, opts.TLS)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}

@@ -809,7 +809,7 @@ func TestBackpressure(t *testing.T) {
 				return nil
 			})
 		}
-		answer, _ := protocol.EncodeHandshakeResponse(&protocol.HandshakeResponse{Code: 200})
+		answer, _ := protocol.EncodePackage(protocol.Handshake, []byte(`{"code":200}`))
 		_, _ = conn.Write(answer)
 		stuck <- conn // and never read again
 	}()
@@ -916,7 +916,7 @@ func TestGoKeepsWireOrder(t *testing.T) {
 // useDict (no dict, no version): the client must keep using its own, or the
 // first compressed push would fail.
 func TestCachedDictionaryWithPomeloStyleAnswer(t *testing.T) {
-	s := clienttest.Start(t, clienttest.Config{Dict: []string{"a.b.c", "onX"}, PomeloDictAnswer: true})
+	s := clienttest.Start(t, clienttest.Config{Dict: []string{"a.b.c", "onX"}})
 	pushes, got := pushRecorder()
 	c, sc := dial(t, s, TransportTCP, Options{Dict: s.Dict(), OnPush: pushes})
 	if d := c.Handshake().Sys.Dict; d != s.Dict() {

@@ -37,7 +37,7 @@ type RawConn struct {
 // DialRaw connects to addr with transport ("tcp", "ws", or "" for TCP unless
 // addr is a ws:// URL) and returns before any Pomelo byte is exchanged.
 func DialRaw(ctx context.Context, addr, transport string) (*RawConn, error) {
-	conn, br, isWS, err := dialTransport(ctx, addr, transport)
+	conn, br, isWS, err := dialTransport(ctx, addr, transport, nil)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}

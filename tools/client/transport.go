@@ -3,6 +3,7 @@ package client
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -33,7 +34,10 @@ var errTextFrame = errors.New("client: websocket text frame (Pomelo packages tra
 // the Pomelo byte stream (the connection itself on TCP, the concatenated
 // binary-frame payloads on WebSocket). A "ws://" or "wss://" addr selects
 // WebSocket whatever transport says.
-func dialTransport(ctx context.Context, addr, transport string) (net.Conn, *bufio.Reader, bool, error) {
+//
+// With tlsCfg the connection is TLS: raw TCP over TLS, or wss:// (a ws://
+// address is upgraded to wss://).
+func dialTransport(ctx context.Context, addr, transport string, tlsCfg *tls.Config) (net.Conn, *bufio.Reader, bool, error) {
 	isWS := strings.HasPrefix(addr, "ws://") || strings.HasPrefix(addr, "wss://")
 	switch transport {
 	case "", TransportTCP:
@@ -49,11 +53,20 @@ func dialTransport(ctx context.Context, addr, transport string) (net.Conn, *bufi
 		return nil, nil, false, fmt.Errorf("unknown transport %q (want %q or %q)", transport, TransportTCP, TransportWS)
 	}
 	if !isWS {
+		if tlsCfg != nil {
+			d := tls.Dialer{Config: tlsCfg}
+			conn, err := d.DialContext(ctx, "tcp", addr)
+			return conn, nil, false, err
+		}
 		var d net.Dialer
 		conn, err := d.DialContext(ctx, "tcp", addr)
 		return conn, nil, false, err
 	}
-	conn, br, _, err := ws.Dial(ctx, addr)
+	wd := ws.Dialer{TLSConfig: tlsCfg}
+	if tlsCfg != nil {
+		addr = strings.Replace(addr, "ws://", "wss://", 1)
+	}
+	conn, br, _, err := wd.Dial(ctx, addr)
 	if err != nil {
 		return nil, nil, false, err
 	}

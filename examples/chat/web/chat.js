@@ -4,6 +4,8 @@
   'use strict';
   var $ = function (id) { return document.getElementById(id); };
   var pomelo = null, me = '', room = '';
+  // For tests: the connector connection's URL and whether bodies may be protobuf.
+  window.chatWire = function () { return pomelo ? pomelo.wire() : null; };
 
   function status(text) { $('status').textContent = text; }
 

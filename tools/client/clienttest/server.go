@@ -49,9 +49,6 @@ type Config struct {
 	Silent bool
 	// NoRecord keeps no events, for benchmarks.
 	NoRecord bool
-	// PomeloDictAnswer answers a client that offers the current dictionary
-	// version as Pomelo 2.2.7 does: useDict only, no dict and no version.
-	PomeloDictAnswer bool
 	// Lax accepts client misbehaviour (unmasked or text frames, frames that
 	// do not hold exactly one package, data before the ack). By default any
 	// of it fails the test at cleanup: the client must never do it.
@@ -64,6 +61,7 @@ type Server struct {
 	tb   testing.TB
 	cfg  Config
 	dict *protocol.Dictionary
+	hs   *protocol.Handshaker
 	ln   net.Listener
 
 	accepted chan *Conn
@@ -78,16 +76,23 @@ type Server struct {
 // Start listens on a loopback port and serves until the test ends.
 func Start(tb testing.TB, cfg Config) *Server {
 	tb.Helper()
-	dict, err := protocol.NewDictionary(cfg.Dict)
+	var dict *protocol.Dictionary
+	if len(cfg.Dict) > 0 {
+		var err error
+		if dict, err = protocol.NewDictionary(cfg.Dict); err != nil {
+			tb.Fatalf("clienttest: dictionary: %v", err)
+		}
+	}
+	hs, err := protocol.NewHandshaker(protocol.HandshakeOffer{Heartbeat: cfg.Heartbeat, Dict: dict})
 	if err != nil {
-		tb.Fatalf("clienttest: dictionary: %v", err)
+		tb.Fatalf("clienttest: handshake: %v", err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatalf("clienttest: listen: %v", err)
 	}
 	s := &Server{
-		tb: tb, cfg: cfg, dict: dict, ln: ln,
+		tb: tb, cfg: cfg, dict: dict, hs: hs, ln: ln,
 		accepted: make(chan *Conn, 1024),
 		conns:    make(map[*Conn]struct{}),
 	}
@@ -498,17 +503,14 @@ func (c *Conn) handle(p protocol.Package) error {
 		if code == 0 {
 			code = protocol.CodeOK
 		}
-		resp := &protocol.HandshakeResponse{Code: code}
+		// Answers are protocol.Handshaker's: Pomelo 2.2.7's, field for field
+		// (a client offering the current dictionary version gets useDict only).
+		pkg := protocol.EncodeRefusal(code)
 		if code == protocol.CodeOK {
-			resp.Sys = protocol.NewHandshakeServerSys(c.s.cfg.Heartbeat, c.s.dict, hello.Sys.DictVersion)
-			if c.s.cfg.PomeloDictAnswer && resp.Sys.Dict == nil {
-				resp.Sys.DictVersion = "" // Pomelo sends only useDict when the client's version matches
+			var err error
+			if pkg, err = c.s.hs.Answer(&hello, c.s.cfg.User); err != nil {
+				return err
 			}
-			resp.User = c.s.cfg.User
-		}
-		pkg, err := protocol.EncodeHandshakeResponse(resp)
-		if err != nil {
-			return err
 		}
 		c.queue(pkg)
 		if code != protocol.CodeOK {
