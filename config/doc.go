@@ -26,12 +26,12 @@
 //	adminHost = "0.0.0.0" # optional, defaults to host; needs adminPort
 //	adminPort = 3006      # optional admin HTTP API / dashboard
 //
-//	[development.ssh]     # optional
-//	user = "deploy"
+//	[development.ssh]     # optional: how the master reaches hosts that are not this machine
+//	user = "deploy"       # default: the user running the master
 //	port = 22             # default 22
-//	identityFile = "~/.ssh/id_ed25519"
-//	knownHosts = "~/.ssh/known_hosts"
-//	uploadBinary = true
+//	identityFile = "~/.ssh/id_ed25519"  # and/or the keys of the agent at $SSH_AUTH_SOCK
+//	knownHosts = "~/.ssh/known_hosts"   # default ~/.ssh/known_hosts; every host's key must be there
+//	uploadBinary = true   # copy the binary to each host whose copy's SHA-256 differs
 //
 //	[development.lb]      # optional; driver is "haproxy", "command" or absent
 //	driver = "haproxy"

@@ -10,8 +10,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/shaddock/shaddock/master/launch"
+	"github.com/shaddock/shaddock/proto/masterpb"
 )
 
 // Paths are the directories a master keeps its files in.
@@ -156,10 +158,46 @@ type State struct {
 	Epochs map[string]uint64 `json:"epochs,omitempty"`
 }
 
-// StateEntry is one running instance: its launcher's handle and epoch.
+// StateEntry is one running instance: its launcher's handle and epoch,
+// and what it said of itself when it last registered.
 type StateEntry struct {
 	Handle launch.Handle `json:"handle"`
 	Epoch  uint64        `json:"epoch"`
+	Member *StateMember  `json:"member,omitempty"`
+}
+
+// StateMember is a server's registration as the state file keeps it, so
+// that a new master can publish it before the server has re-registered.
+type StateMember struct {
+	Type       string    `json:"type"`
+	Host       string    `json:"host"`
+	Port       int32     `json:"port"`
+	ClientHost string    `json:"client_host,omitempty"`
+	ClientPort int32     `json:"client_port,omitempty"`
+	Frontend   bool      `json:"frontend,omitempty"`
+	Group      string    `json:"group,omitempty"`
+	PID        int32     `json:"pid"`
+	Build      string    `json:"build,omitempty"`
+	Started    time.Time `json:"started"`
+	Epoch      uint64    `json:"epoch"`
+}
+
+func stateMember(i *masterpb.ServerInfo) *StateMember {
+	if i == nil {
+		return nil
+	}
+	return &StateMember{Type: i.GetType(), Host: i.GetHost(), Port: i.GetPort(), ClientHost: i.GetClientHost(),
+		ClientPort: i.GetClientPort(), Frontend: i.GetFrontend(), Group: i.GetGroup(), PID: i.GetPid(),
+		Build: i.GetBuild(), Started: time.UnixMilli(i.GetStartedUnixMs()), Epoch: i.GetEpoch()}
+}
+
+func (s *StateMember) info(id string) *masterpb.ServerInfo {
+	if s == nil {
+		return nil
+	}
+	return &masterpb.ServerInfo{Id: id, Type: s.Type, Host: s.Host, Port: s.Port, ClientHost: s.ClientHost,
+		ClientPort: s.ClientPort, Frontend: s.Frontend, Group: s.Group, Pid: s.PID, Build: s.Build,
+		StartedUnixMs: s.Started.UnixMilli(), Epoch: s.Epoch}
 }
 
 // readState reads a state file; a missing file is an empty state.

@@ -94,8 +94,8 @@ type Master struct {
 	initial  atomic.Bool   // the start is under way: failures are final, nothing auto-restarts
 	wake     chan struct{} // wakes the reconcile loop
 
-	progress *lines                  // the start's progress, for Config.Progress
-	progMu   sync.Mutex              // guards watchers
+	progress *lines                   // the start's progress, for Config.Progress
+	progMu   sync.Mutex               // guards watchers
 	watchers map[chan string]struct{} // admin calls following the master's notes
 
 	mu         sync.Mutex
@@ -231,6 +231,11 @@ func (m *Master) Run(ctx context.Context) error {
 	masterpb.RegisterRegistryServer(gs, registryService{m: m})
 	masterpb.RegisterAdminServer(gs, adminService{m: m})
 	served := make(chan error, 1)
+	// The settling grace runs from now, when servers can reach us, not
+	// from the start of recover (which may wait on unreachable hosts).
+	m.mu.Lock()
+	m.settleBy = time.Now().Add(settleGrace)
+	m.mu.Unlock()
 	go func() { served <- gs.Serve(ln) }()
 	m.log.Info("master listening", "addr", m.addr, "pid", os.Getpid(), "servers", len(m.env.Servers),
 		"config", m.cfgAbs, "run_dir", m.paths.RunDir, "log_dir", m.paths.LogDir)

@@ -340,6 +340,14 @@ func (m *Master) settleLocked(why string) {
 		return
 	}
 	m.settled = true
+	// Those still missing go out as lost (their last registration came
+	// from the state file): every server then knows not to route to them
+	// until they are back.
+	for id := range m.settleWait {
+		if srv := m.servers[id]; srv != nil && srv.sess == nil {
+			srv.state, srv.reason = masterpb.ServerState_LOST, fmt.Sprintf("did not re-register within %s of the master's start", settleGrace)
+		}
+	}
 	m.settleWait = nil
 	snap := m.snapshotLocked()
 	n := 0

@@ -518,7 +518,6 @@ func (m *Master) recover() {
 
 	now := time.Now()
 	m.mu.Lock()
-	m.settleBy = now.Add(settleGrace)
 	m.settleWait = map[string]bool{}
 	var adopted []*server
 	for _, f := range results {
@@ -536,6 +535,11 @@ func (m *Master) recover() {
 		}
 		srv.inst = newInstance(f.entry.Epoch, f.entry.Handle, f.l, true, now.Add(adoptTimeout))
 		srv.state = masterpb.ServerState_STARTING
+		if f.err == nil {
+			// Published, if it is not back by the time the membership
+			// settles, as lost (settleLocked); it is running meanwhile.
+			srv.info = f.entry.Member.info(f.id)
+		}
 		m.settleWait[f.id] = true
 		adopted = append(adopted, srv)
 	}
@@ -598,7 +602,11 @@ func (m *Master) saveState() {
 	m.mu.Lock()
 	for id, srv := range m.servers {
 		if i := srv.inst; i != nil {
-			st.Servers[id] = StateEntry{Handle: i.h, Epoch: i.epoch}
+			e := StateEntry{Handle: i.h, Epoch: i.epoch}
+			if srv.info != nil && (srv.info.GetEpoch() == i.epoch || int(srv.info.GetPid()) == i.h.PID) {
+				e.Member = stateMember(srv.info)
+			}
+			st.Servers[id] = e
 		}
 		if srv.epoch > 0 {
 			st.Epochs[id] = srv.epoch

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 
@@ -83,7 +84,15 @@ func (r *Registry) Run(ctx context.Context) error {
 		grpc.WithTransportCredentials(insecure.NewCredentials()), WithSecret(r.cfg.Secret),
 		// Heartbeats only flow to the master; keepalive pings notice a master
 		// whose host vanished without resetting the connection.
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}))
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
+		// Back within a second of a restarted master (gRPC's default backoff
+		// grows to two minutes): a new master publishes the membership only
+		// once the running servers have re-registered, or 2 s after it
+		// started listening.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: 3 * time.Second,
+		}))
 	if err != nil {
 		return fmt.Errorf("registry: dial master %s: %w", r.cfg.Master, err)
 	}

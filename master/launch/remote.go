@@ -1,19 +1,18 @@
 package launch
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 )
 
 // The shell scripts the SSH launcher runs on a host. A host needs only
-// POSIX sh (/bin/sh), coreutils, util-linux setsid (with -f) and Linux
-// /proc; the login shell must accept `exec /bin/sh -c '...'` (sh, bash,
-// dash, zsh, ksh do). Scripts and their arguments travel as one command
-// line, each argument single-quoted by remoteQuote; anything secret goes
-// over the session's stdin instead, as a command line is world-readable
-// in /proc/PID/cmdline.
+// POSIX sh (/bin/sh), coreutils, sed, util-linux setsid (with -f) and
+// Linux /proc; the login shell must accept `exec /bin/sh -c '...'` (sh,
+// bash, dash, zsh, ksh do). Scripts and their arguments travel as one
+// command line, each argument single-quoted by remoteQuote; anything
+// secret goes over the session's stdin instead, as a command line is
+// world-readable in /proc/PID/cmdline.
 //
 // A script reports a failure the caller should show as it is by printing
 // one line on stderr and exiting with remoteFail.
@@ -25,10 +24,14 @@ const remoteFail = 3
 // boot's id; alive PID TICKS BOOT BINARY ID succeeds if PID is still the
 // process meant: same boot (when known), not a zombie, and same start time
 // (field 22 of /proc/PID/stat, counted after the last ')' since the command
-// name may hold spaces and parentheses) or, when the start time is not
-// known (0), a command line holding BINARY and --id ID (as MatchCmdline);
-// status LOG PID TICKS prints the exit status the wrapper logged for that
-// process, if it did.
+// name may hold spaces and parentheses; left in st_start) or, when the
+// start time is not known (0), a command line holding BINARY and --id ID
+// (as MatchCmdline); status LOG PID TICKS prints the exit status the
+// wrapper logged for that process, if it did.
+//
+// alive forks only for a handle without a start time; reading the stat
+// line is builtins only, but dash reads it a byte per system call (about
+// half a millisecond), which is why the watcher does not do it every tick.
 const remoteLib = `set -f
 read -r boot </proc/sys/kernel/random/boot_id || exit 1
 fail() { printf '%s\n' "$*" >&2; exit 3; } # 3: remoteFail
@@ -55,65 +58,141 @@ alive() {
   }
 }
 status() {
-  t=; [ "$3" = 0 ] || t=" (start ticks $3)"
-  l=$(tail -c 1048576 -- "$1" 2>/dev/null | grep -F -- " pid $2 exited: status " | grep -F -- "$t" | tail -n 1)
-  l=${l##* exited: status }; l=${l%% *}
-  case $l in ''|*[!0-9]*) ;; *) printf '%s' "$l";; esac
+  t=' (start ticks [0-9]*)'; [ "$3" = 0 ] || t=" (start ticks $3)"
+  l=$(tail -c 1048576 -- "$1" 2>/dev/null | sed -n "s/^.* pid $2 exited: status \([0-9][0-9]*\)$t\$/\1/p")
+  printf '%s' "${l##*[!0-9]}"
 }
 `
 
-// remoteStart starts a server. Arguments: WRAPPER ID HOST LOG DIR HEADER
-// BINARY ARGS...; stdin: the environment, KEY=VALUE lines ended by an empty
-// line. The values are exported into this shell, never put on a command
-// line; commands are resolved before, so that the server's PATH does not
-// decide which setsid runs. It prints "ok PID TICKS" and "boot ID".
+// remoteStart starts a batch of servers in one session: a Start costs the
+// host a function call instead of an SSH session, a login shell and the
+// forks of a script of its own. Arguments: WRAPPER NOW (the header's time,
+// from the master: no date to fork). The master appends the batch (see
+// startBatchScript):
+//
+//	printf 'boot %s\n' "$boot"
+//	{
+//	s ID HOST LOG DIR HEADER BINARY ARGS...   (a line per server, words quoted)
+//	} | c COUNT
+//
+// Stdin: each server's environment in turn, KEY=VALUE lines ended by an
+// empty line. s reads it into a variable and hands it to the wrapper as a
+// here-document (a pipe), so it is on no command line and in no
+// environment but the server's: the wrapper's child exports it just
+// before it execs the server, after everything it does with variables,
+// and so neither the scripts' variables can override the server's
+// environment nor the other way round (shaddock_kv, the one name used
+// after the exports, is reserved).
+//
+// s launches a server and goes on to the next without waiting for it: the
+// servers of a batch start side by side. Their reports come on one pipe,
+// which c copies to stdout until every server has its end: "ok I PID
+// TICKS" for the Ith server (from 0), or "err I MESSAGE" lines then "fail
+// I". A server that cannot start fails alone; its environment is read
+// past. The report of a launched server comes from its wrapper, and from
+// nowhere else: the wrappers keep the pipe open while their servers run,
+// so c counts ends, it does not wait for the pipe's end.
 //
 // The server runs under setsid -f, so it is in a session of its own and
 // the SSH session ends at once: every descriptor of the sshd session is
 // redirected away (stdin from /dev/null, output to the log), else sshd
 // would wait for it. It is not started as an asynchronous list (&), which
-// would leave SIGINT and SIGQUIT ignored in it.
-const remoteStart = remoteLib + `w=$1 id=$2 host=$3 log=$4 dir=$5 hdr=$6; shift 6
-[ -f "$1" ] && [ -x "$1" ] || fail "binary $1 is missing or not an executable file"
-cd "$dir" 2>/dev/null || fail "cannot enter the working directory $dir"
-ld=${log%/*}; [ -n "$ld" ] || ld=/
+// would leave SIGINT and SIGQUIT ignored in it. setsid and date are looked
+// up with builtins. Forks per server: one (that execs setsid, which forks
+// the wrapper), and mkdir only for a log directory that does not exist
+// yet.
+const remoteStart = remoteLib + `w=$1 now=$2
+lookup() {
+  p=; o=$IFS; IFS=:
+  for d in $PATH; do case $d in /*) [ -f "$d/$1" ] && [ -x "$d/$1" ] && { p=$d/$1; break; };; esac; done
+  IFS=$o; [ -n "$p" ]
+}
+lookup setsid || fail "setsid (util-linux) not found"; setsid=$p
+lookup date || fail "date not found"; date=$p
+um=$(umask)
+i=-1
+# readenv: server $i's environment, from stdin into kvs.
+readenv() { kvs=; while IFS= read -r shaddock_kv && [ -n "$shaddock_kv" ]; do kvs="$kvs$shaddock_kv
+"; done; }
+# bad MESSAGE: server $i failed.
+bad() { readenv; printf 'err %s %s\nfail %s\n' "$i" "$*" "$i"; }
 # The log and its directory are the master's, as with the local launcher:
-# 0700 and 0600; the server keeps the session's umask.
-(umask 077; mkdir -p -- "$ld" && : >>"$log") || fail "cannot create the log $log"
-setsid=$(command -v setsid) || fail "setsid (util-linux) not found"
-date=$(command -v date) || fail "date not found"
-now=$("$date" -u +%Y-%m-%dT%H:%M:%SZ)
-while IFS= read -r kv && [ -n "$kv" ]; do export "$kv" || fail "cannot set environment variable ${kv%%=*}"; done
-printf '=== %s master: starting %s on %s: %s\n' "$now" "$id" "$host" "$hdr" >>"$log" || fail "cannot write the log $log"
-r=$("$setsid" -f /bin/sh -c "$w" sh "$date" "$id" "$@" 3>&1 >>"$log" 2>&1 </dev/null | { IFS= read -r l; printf '%s' "$l"; })
-case $r in
-"ok "*) printf '%s\nboot %s\n' "$r" "$boot" ;;
-*) { echo "the server did not start; the end of $log:"; tail -n 5 -- "$log"; } >&2; exit 3 ;;
-esac
+# 0700 and 0600; the server keeps the session's umask. printf, not ':', as
+# a redirection that fails on a special builtin ends the shell.
+mklog() {
+  umask 077
+  { [ -d "$ld" ] || mkdir -p -- "$ld"; } && printf '' >>"$log"
+  r=$?; umask "$um"; return $r
+}
+s() {
+  i=$((i+1)) id=$1 host=$2 log=$3 dir=$4 hdr=$5; shift 5
+  ld=${log%/*}; [ -n "$ld" ] || ld=/
+  if ! { [ -f "$1" ] && [ -x "$1" ]; }; then bad "binary $1 is missing or not an executable file"
+  elif ! cd "$dir" 2>/dev/null; then bad "cannot enter the working directory $dir"
+  elif ! mklog 2>/dev/null; then bad "cannot create the log $log"
+  elif ! printf '=== %s master: starting %s on %s: %s\n' "$now" "$id" "$host" "$hdr" 2>/dev/null >>"$log"; then
+    bad "cannot write the log $log"
+  else
+    readenv
+    "$setsid" -f /bin/sh -c "$w" sh "$i" "$id" "$log" "$date" "$@" 3>&1 >>"$log" 2>&1 <<EOF || {
+$kvs
+EOF
+      printf 'err %s the server did not start; the end of %s:\n' "$i" "$log"
+      tail -n 5 -- "$log" | cut -c 1-500 | sed "s/^/err $i /"
+      printf 'fail %s\n' "$i"
+    }
+  fi
+}
+c() {
+  n=0
+  while [ $n -lt "$1" ] && IFS= read -r l; do
+    printf '%s\n' "$l" || exit 1
+    case $l in "ok "*|"fail "*) n=$((n+1));; esac
+  done
+}
 `
 
-// remoteWrapper is the parent of a server (arguments: DATE ID BINARY
-// ARGS...): it waits for it and appends its exit status to the log, which
-// is where the watcher finds it. Its child reports its own pid and start
-// time before it execs the server, so the reported pid is the server's: on
-// fd 3 to the start script, on fd 4 to this wrapper (read once the server
-// has ended, as a command substitution waits for its end of file). The
-// server keeps neither descriptor.
-const remoteWrapper = `date=$1 id=$2; shift 2
-exec 5>&1
-r=$(/bin/sh -c 'f() { shift 19; t=$1; }
-read -r s </proc/$$/stat || exit 125
-set -f; f ${s##*)}
-printf "ok %s %s\n" $$ "$t" >&3; printf "%s %s\n" $$ "$t" >&4
-exec 3>&- 4>&-
-exec "$@"' sh "$@" 4>&1 >&5 2>&5 5>&-; echo " $?")
-exec 3>&-
+// remoteWrapper is the parent of a server (arguments: I ID LOG DATE BINARY
+// ARGS...; stdin: the server's environment, KEY=VALUE lines ended by an
+// empty line): it waits for it and appends its exit status to the log,
+// which is where the watcher finds it. Its child, a command substitution's
+// subshell, exports the environment, reports its own pid and start time
+// (read from /proc/self, which is its own as read is a builtin) and execs
+// the server, so the reported pid is the server's: as "ok I PID TICKS" on
+// fd 3 to the start script, and on the substitution's pipe to this
+// wrapper, whose end of file comes with the exec as the server's output
+// goes to the log; the substitution's status is then the server's. Until
+// the exec nothing is assigned but shaddock_kv (positional parameters
+// instead), so that the server gets the environment it was given, and
+// nothing is split into fields, as IFS may be in it (f takes the stat
+// line apart with patterns: field 22, the start time, is 19 fields after
+// the state, which follows the last ')'). The server keeps neither
+// descriptor. When the child ends before it reported, the wrapper reports
+// the failure on fd 3 itself: a launched server's end always comes. Forks:
+// the child (no shell exec'd between) and, once the server has ended,
+// date.
+const remoteWrapper = `f() {
+  set -- "$1" "${2%% *}" "${2##*) }" 0
+  while [ "$4" -lt 19 ]; do set -- "$1" "$2" "${3#* }" "$(($4+1))"; done
+  printf 'ok %s %s %s\n' "$1" "$2" "${3%% *}" >&3; printf '%s %s' "$2" "${3%% *}"
+}
+r=$(while IFS= read -r shaddock_kv && [ -n "$shaddock_kv" ]; do
+    command export "$shaddock_kv" || { echo "cannot set environment variable ${shaddock_kv%%=*}" >&2; exit 124; }
+  done
+  read -r shaddock_kv </proc/self/stat || exit 125
+  f "$1" "$shaddock_kv"
+  shift 4; exec 3>&- "$@" >&2 </dev/null)
+st=$? i=$1 id=$2 log=$3 date=$4
 set -f; set -- $r
 now=$("$date" -u +%Y-%m-%dT%H:%M:%SZ)
-if [ $# = 3 ]; then
-  printf '=== %s %s pid %s exited: status %s (start ticks %s)\n' "$now" "$id" "$1" "$3" "$2"
+if [ $# = 2 ]; then
+  exec 3>&-
+  printf '=== %s %s pid %s exited: status %s (start ticks %s)\n' "$now" "$id" "$1" "$st" "$2"
 else
-  printf '=== %s %s did not start: status %s\n' "$now" "$id" "$*"
+  printf '=== %s %s did not start: status %s\n' "$now" "$id" "$st"
+  { printf 'err %s the server did not start; the end of %s:\n' "$i" "$log"
+    tail -n 5 -- "$log" | cut -c 1-500 | sed "s/^/err $i /"
+    printf 'fail %s\n' "$i"; } >&3
 fi
 `
 
@@ -163,45 +242,71 @@ mv -f -- "$tmp" "$dst" || fail "cannot rename $tmp onto $dst"
 echo copied
 `
 
-// remoteWatch watches a set of processes: stdin carries the set, a count
-// of lines then that many lines, seven per process (N PID TICKS BOOT
-// BINARY ID LOG, N being the launcher's number for it), each time it
-// changes. Every half second it prints "gone N STATUS" for each process of
-// the set that has ended (STATUS "?" when unknown; again each round until
-// the set no longer holds it) and "." as a heartbeat. When a process it
-// has seen running ends, its wrapper logs the status a moment later: it
-// waits up to a second for that line. It ends when stdin ends, or when a
-// write fails because the master has gone, removing its directory
-// (shaddock-watch.* in $TMPDIR).
-const remoteWatch = remoteLib + `d=$(mktemp -d "${TMPDIR:-/tmp}/shaddock-watch.XXXXXX") || exit 1
-trap 'kill $lp 2>/dev/null; rm -rf -- "$d"' EXIT
-trap 'exit 1' HUP INT TERM PIPE
-loop() {
-  while :; do
-    if [ -f "$d/set" ]; then
-      while IFS= read -r n && IFS= read -r pid && IFS= read -r ticks && IFS= read -r hb && IFS= read -r bin && IFS= read -r id && IFS= read -r log; do
-        if alive "$pid" "$ticks" "$hb" "$bin" "$id"; then
-          [ -e "$d/a$n" ] || : >"$d/a$n"
-          continue
+// remoteWatch (shaddock-watch: the tests find it by that word) watches a
+// set of processes for the master, which drives it over stdin:
+//
+//	w N PID TICKS BOOT   then three lines BINARY, ID, LOG: watch process N
+//	                     (the launcher's number for it; BOOT "-" if unknown)
+//	t                    look now: "gone N STATUS" for each watched process
+//	                     that has ended (STATUS "?" when unknown), then "."
+//
+// Between ticks it blocks in read: a host with nothing happening pays
+// nothing but the tick, and while the master cannot reach it nothing is
+// looked at or reported. A tick costs a kill -0 per process, a builtin;
+// only a failing kill -0, the first look at a process and a sweep every
+// SWEEP ticks (its argument) check its identity in full: the stat line's
+// start time, or once the command line when the handle has no start time
+// (it then keeps the start time it found). Between two sweeps a process
+// that ended can hide from kill -0 only as a zombie (its wrapper reaps it
+// at once) or behind a pid reused within one tick. A process reported gone
+// is dropped from the set. When a process it has seen running ends, its
+// wrapper logs the status a moment later: it looks for that line on the
+// next two ticks too before it reports "?". It ends when stdin ends, or of
+// SIGPIPE when the master has gone. It forks only to read the exit status
+// of an ended process (and the command line of a process without a start
+// time).
+//
+// The set is one variable of N:PID:TICKS:STATE words (STATE n new, a
+// alive, 2 and 1 the ticks left to wait for an exit status); BINARY, ID,
+// LOG and BOOT are in b_N, i_N, l_N and h_N.
+const remoteWatch = remoteLib + `exec 2>/dev/null
+sweep=$1 ws= k=0
+while IFS= read -r c; do
+  case $c in
+  "w "*)
+    set -- $c
+    IFS= read -r bn && IFS= read -r id && IFS= read -r lg || exit 0
+    case $2$3$4 in ''|*[!0-9]*) continue;; esac
+    hb=$5; [ "$hb" != - ] || hb=
+    eval "b_$2=\$bn i_$2=\$id l_$2=\$lg h_$2=\$hb"
+    ws="$ws $2:$3:$4:n" ;;
+  t)
+    k=$((k+1)) full=; [ $k -lt "$sweep" ] || { k=0 full=1; }
+    nw=
+    for e in $ws; do
+      n=${e%%:*} r=${e#*:}; p=${r%%:*} r=${r#*:}; tk=${r%%:*} st=${r#*:}
+      if [ "$st" = a ] && [ -z "$full" ] && kill -0 "$p"; then nw="$nw $e"; continue; fi
+      if [ "$st" = a ] || [ "$st" = n ]; then
+        eval "hb=\$h_$n bn=\$b_$n id=\$i_$n"
+        if alive "$p" "$tk" "$hb" "$bn" "$id"; then
+          [ "$tk" != 0 ] || tk=$st_start
+          nw="$nw $n:$p:$tk:a"; continue
         fi
-        st=$(status "$log" "$pid" "$ticks")
-        if [ -z "$st" ] && [ -e "$d/a$n" ]; then
-          for i in 1 2 3 4 5 6 7 8 9 10; do sleep 0.1; st=$(status "$log" "$pid" "$ticks"); [ -n "$st" ] && break; done
-          rm -f -- "$d/a$n"
-        fi
-        printf 'gone %s %s\n' "$n" "${st:-?}"
-      done <"$d/set"
-    fi
-    echo . || exit 1
-    sleep 0.5
-  done
-}
-loop &
-lp=$!
-while IFS= read -r k; do
-  : >"$d/new"; i=0
-  while [ $i -lt "$k" ]; do IFS= read -r l || exit 0; printf '%s\n' "$l" >>"$d/new"; i=$((i+1)); done
-  mv -f -- "$d/new" "$d/set"
+      fi
+      eval "lg=\$l_$n"
+      x=$(status "$lg" "$p" "$tk")
+      if [ -z "$x" ]; then
+        case $st in
+        a) nw="$nw $n:$p:$tk:2"; continue;;
+        2) nw="$nw $n:$p:$tk:1"; continue;;
+        esac
+      fi
+      printf 'gone %s %s\n' "$n" "${x:-?}" || exit 1
+      unset b_$n i_$n l_$n h_$n
+    done
+    ws=$nw
+    echo . || exit 1 ;;
+  esac
 done
 `
 
@@ -241,38 +346,88 @@ func displayCommand(binary string, args []string) string {
 	return strings.Join(words, " ")
 }
 
-// startReport is what remoteStart printed.
-type startReport struct {
-	pid   int
-	ticks uint64
-	boot  string
+// startCall is spec's line in a remoteStart batch: "s ID HOST LOG DIR
+// HEADER BINARY ARGS...", every word quoted.
+func startCall(spec Spec) string {
+	var b strings.Builder
+	b.WriteString("s")
+	for _, w := range append([]string{spec.ID, spec.Host, spec.Log, spec.Dir,
+		displayCommand(spec.Binary, spec.Args), spec.Binary}, spec.Args...) {
+		b.WriteByte(' ')
+		b.WriteString(remoteQuote(w))
+	}
+	b.WriteByte('\n')
+	return b.String()
 }
 
-// parseStartReport reads remoteStart's output; lines it does not know
-// (a login shell's chatter) are skipped.
-func parseStartReport(out string) (startReport, error) {
-	var r startReport
-	for line := range strings.Lines(out) {
-		f := strings.Fields(line)
-		switch {
-		case len(f) == 3 && f[0] == "ok":
-			pid, err1 := strconv.Atoi(f[1])
-			ticks, err2 := strconv.ParseUint(f[2], 10, 64)
-			if err := errors.Join(err1, err2); err != nil || pid <= 0 {
-				return r, fmt.Errorf("bad report %q", strings.TrimSpace(line))
-			}
-			r.pid, r.ticks = pid, ticks
-		case len(f) == 2 && f[0] == "boot":
-			r.boot = f[1]
+// startBatchScript is remoteStart with the calls of a batch.
+func startBatchScript(calls []string) string {
+	var b strings.Builder
+	b.WriteString(remoteStart)
+	b.WriteString("printf 'boot %s\\n' \"$boot\"\n{\n")
+	for _, c := range calls {
+		b.WriteString(c)
+	}
+	fmt.Fprintf(&b, "} | c %d\n", len(calls))
+	return b.String()
+}
+
+// startEnv is spec's environment as remoteStart reads it from stdin.
+func startEnv(spec Spec) string {
+	var b strings.Builder
+	for _, kv := range spec.Environ {
+		b.WriteString(kv + "\n")
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// startLine is one line of remoteStart's report.
+type startLine struct {
+	kind  string // "boot", "ok", "err", "fail", or "" for a line it does not know (a login shell's chatter)
+	i     int    // the server's number in the batch (ok, err, fail)
+	pid   int
+	ticks uint64
+	text  string // the boot id, or a line of the error message
+}
+
+// parseStartLine reads one line of remoteStart's report. An "ok" line
+// whose pid or start time does not parse is a "fail" with that reason.
+func parseStartLine(line string) startLine {
+	line = strings.TrimRight(line, "\r\n")
+	kind, rest, _ := strings.Cut(line, " ")
+	switch kind {
+	case "boot":
+		if rest == "" || strings.ContainsAny(rest, " \t") {
+			return startLine{}
 		}
+		return startLine{kind: kind, text: rest}
+	case "ok", "err", "fail":
+		is, rest, _ := strings.Cut(rest, " ")
+		i, err := strconv.Atoi(is)
+		if err != nil || i < 0 {
+			return startLine{}
+		}
+		switch kind {
+		case "err":
+			return startLine{kind: kind, i: i, text: rest}
+		case "fail":
+			return startLine{kind: kind, i: i}
+		}
+		f := strings.Fields(rest)
+		var pid int
+		var ticks uint64
+		var err1, err2 error
+		if len(f) == 2 {
+			pid, err1 = strconv.Atoi(f[0])
+			ticks, err2 = strconv.ParseUint(f[1], 10, 64)
+		}
+		if len(f) != 2 || err1 != nil || err2 != nil || pid <= 0 {
+			return startLine{kind: "fail", i: i, text: fmt.Sprintf("bad report %q", line)}
+		}
+		return startLine{kind: kind, i: i, pid: pid, ticks: ticks}
 	}
-	if r.pid == 0 {
-		return r, errors.New("the server did not report its pid (see its log)")
-	}
-	if r.boot == "" {
-		return r, errors.New("no boot id in the report")
-	}
-	return r, nil
+	return startLine{}
 }
 
 // validShellName reports whether k can be a shell variable's name, the

@@ -43,12 +43,14 @@ type SSHConfig struct {
 // never added. Login is by public key only (IdentityFile, ssh-agent).
 //
 // On a host, a server runs detached (setsid) under a small sh wrapper
-// that waits for it and appends its exit status to its log; one watcher
-// session per host notices ends. A host needs POSIX sh, coreutils,
-// util-linux setsid (-f) and Linux /proc, a login shell that runs
-// `exec /bin/sh -c ...`, and sshd's MaxSessions at least 8 (the default
-// is 10). The launcher writes nothing there but the logs, the installed
-// files and, while a watcher runs, a mktemp -d directory it removes.
+// that waits for it and appends its exit status to its log. Starts that
+// wait for the same host leave together in one session (see Start); one
+// watcher session per host notices ends, looking when the launcher asks
+// it to, twice a second, with shell builtins only (see Wait). A host needs
+// POSIX sh, coreutils, sed, util-linux setsid (-f) and Linux /proc, a
+// login shell that runs `exec /bin/sh -c ...`, and sshd's MaxSessions at
+// least 8 (the default is 10). The launcher writes nothing there but the
+// logs and the installed files.
 //
 // All methods are safe for concurrent use.
 type SSH struct {
@@ -61,6 +63,7 @@ type SSH struct {
 	agentSock    string
 	dialTimeout  time.Duration
 	keepAlive    time.Duration
+	watchSweep   int // sshWatchSweep; tests shorten it
 
 	ctx    context.Context // ends on Close
 	cancel context.CancelFunc
@@ -82,6 +85,7 @@ func NewSSH(cfg SSHConfig) (*SSH, error) {
 		agentSock:   cfg.AgentSocket,
 		dialTimeout: cfg.DialTimeout,
 		keepAlive:   cfg.KeepAlive,
+		watchSweep:  sshWatchSweep,
 		hosts:       map[string]*sshHost{},
 		installs:    map[sshInstallKey]*sshInstall{},
 	}
@@ -206,43 +210,6 @@ func (s *SSH) HostErr(host string) error {
 	return h.hostErr()
 }
 
-// Start starts spec's server on spec.Host: detached, in spec.Dir, stdin
-// from /dev/null, output appended to spec.Log after a header line, and its
-// exit status appended when it ends. spec.Environ goes over the session's
-// stdin, never on a command line. It returns once the server's pid is
-// known; a server that fails after its exec shows in Wait.
-func (s *SSH) Start(ctx context.Context, spec Spec) (Handle, error) {
-	fail := func(err error) (Handle, error) {
-		return Handle{}, fmt.Errorf("start %s on %s: %w", spec.ID, spec.Host, err)
-	}
-	if err := checkSSHSpec(spec); err != nil {
-		return fail(err)
-	}
-	h, err := s.host(spec.Host)
-	if err != nil {
-		return fail(err)
-	}
-	var env strings.Builder
-	for _, kv := range spec.Environ {
-		env.WriteString(kv + "\n")
-	}
-	env.WriteString("\n")
-	args := append([]string{remoteWrapper, spec.ID, spec.Host, spec.Log, spec.Dir,
-		displayCommand(spec.Binary, spec.Args), spec.Binary}, spec.Args...)
-	var out capBuffer
-	if err := h.run(ctx, h.ops, remoteCommand(remoteStart, args...), strings.NewReader(env.String()), &out); err != nil {
-		return fail(err)
-	}
-	r, err := parseStartReport(out.String())
-	if err != nil {
-		return fail(err)
-	}
-	hd := Handle{Driver: DriverSSH, Host: spec.Host, ID: spec.ID, PID: r.pid, Started: time.Now(),
-		BootID: r.boot, StartTicks: r.ticks, Binary: spec.Binary, Log: spec.Log}
-	s.log.Info("server started", "server", spec.ID, "host", spec.Host, "pid", r.pid)
-	return hd, nil
-}
-
 // checkSSHSpec rejects what cannot be handed to a remote shell: relative
 // paths, newlines where the watcher reads lines, NUL anywhere, and
 // environment names the shell cannot export.
@@ -269,8 +236,12 @@ func checkSSHSpec(spec Spec) error {
 		return err
 	}
 	for _, kv := range spec.Environ {
-		if k, _, _ := strings.Cut(kv, "="); !validShellName(k) {
+		k, _, _ := strings.Cut(kv, "=")
+		if !validShellName(k) {
 			return fmt.Errorf("environment variable name %q is not a shell name ([A-Za-z_][A-Za-z0-9_]*)", k)
+		}
+		if k == startEnvVar {
+			return fmt.Errorf("environment variable name %q is reserved (the start script reads the environment with it)", k)
 		}
 	}
 	return nil
@@ -287,6 +258,8 @@ func checkHandle(h Handle) error {
 		return errors.New("handle has neither start time nor binary and id to recognise its process by")
 	case strings.ContainsAny(h.ID+h.Binary+h.Log+h.BootID, "\n\x00"):
 		return errors.New("handle holds a newline or NUL")
+	case strings.ContainsAny(h.BootID, " \t"):
+		return fmt.Errorf("bad boot id %q", h.BootID) // the watcher reads it as a word
 	}
 	return nil
 }

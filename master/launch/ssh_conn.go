@@ -25,7 +25,7 @@ import (
 // default) sessions on one connection; the launcher keeps below that: one
 // for the host's watcher, a few for Logs (which may follow a file for
 // hours and must not starve starts and stops), the rest for short
-// commands.
+// commands, of which at most sshStartSessions start servers.
 const (
 	sshOpSessions  = 5
 	sshLogSessions = 2
@@ -60,6 +60,9 @@ type sshHost struct {
 	nextN   uint64
 	watcher bool          // its watcher goroutine runs
 	changed chan struct{} // (cap 1) the watch set changed
+
+	startQ   []*sshStartReq // Starts waiting for a start session
+	starters int            // starter goroutines running (at most sshStartSessions)
 }
 
 // sshConn is one SSH connection to a host.
@@ -470,6 +473,11 @@ func (h *sshHost) run(ctx context.Context, pool chan struct{}, cmd string, stdin
 		return ctx.Err()
 	}
 	defer func() { <-pool }()
+	return h.session(ctx, cmd, stdin, stdout)
+}
+
+// session is run for a caller that holds a session slot already.
+func (h *sshHost) session(ctx context.Context, cmd string, stdin io.Reader, stdout io.Writer) error {
 	c, err := h.client(ctx)
 	if err != nil {
 		return err

@@ -1,8 +1,9 @@
 package launch
 
-// Test SSH hosts: real OpenSSH sshd processes on 127.0.0.21–29 port 2222,
-// started with .ci/sshhosts.sh (each in a pid namespace of its own, on the
-// same file system), and the sleeper test program they run.
+// Test SSH hosts: real OpenSSH sshd processes on 127.0.0.21–33 port 2222
+// (.30 for the benchmarks, the others a test each), started with
+// .ci/sshhosts.sh (each in a pid namespace of its own, on the same file
+// system), and the sleeper test program they run.
 
 import (
 	"bytes"
@@ -54,10 +55,10 @@ type testHosts struct {
 // startHosts starts n hosts 127.0.0.first.. and stops them when the test
 // ends. before, if not nil, runs after setup and before the hosts start
 // (to change sshd_config).
-func startHosts(t *testing.T, first, n int, before func(dir string)) *testHosts {
+func startHosts(t testing.TB, first, n int, before func(dir string)) *testHosts {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Fatal("the SSH launcher tests need root: they start sshd on 127.0.0.21-29:2222 and log in as root")
+		t.Fatal("the SSH launcher tests need root: they start sshd on 127.0.0.21-33:2222 and log in as root")
 	}
 	if _, err := os.Stat("/usr/sbin/sshd"); err != nil {
 		t.Fatalf("the SSH launcher tests need OpenSSH's sshd (apt-get install openssh-server): %v", err)
@@ -85,7 +86,7 @@ func startHosts(t *testing.T, first, n int, before func(dir string)) *testHosts 
 
 // nsProcesses lists the pids of host addr's processes whose command line
 // holds word.
-func (th *testHosts) nsProcesses(t *testing.T, addr, word string) []string {
+func (th *testHosts) nsProcesses(t testing.TB, addr, word string) []string {
 	u, err := os.ReadFile(filepath.Join(th.dir, addr+".pid"))
 	if err != nil {
 		return nil
@@ -108,7 +109,7 @@ func (th *testHosts) nsProcesses(t *testing.T, addr, word string) []string {
 }
 
 // script runs .ci/sshhosts.sh with args.
-func (th *testHosts) script(t *testing.T, args ...string) {
+func (th *testHosts) script(t testing.TB, args ...string) {
 	t.Helper()
 	cmd := exec.Command("bash", append([]string{"../../.ci/sshhosts.sh"}, args...)...)
 	// SSHHOSTS_NORC: root's ~/.bashrc here runs pyenv init, which costs
@@ -122,13 +123,13 @@ func (th *testHosts) script(t *testing.T, args ...string) {
 func (th *testHosts) knownHosts() string { return filepath.Join(th.dir, "known_hosts") }
 
 // config is a launcher config for these hosts.
-func (th *testHosts) config(t *testing.T) SSHConfig {
+func (th *testHosts) config(t testing.TB) SSHConfig {
 	cfg, _ := th.configMsgs(t)
 	return cfg
 }
 
 // configMsgs is config, and a handle on what the launcher logs.
-func (th *testHosts) configMsgs(t *testing.T) (SSHConfig, *msgWatcher) {
+func (th *testHosts) configMsgs(t testing.TB) (SSHConfig, *msgWatcher) {
 	msgs := newMsgWatcher(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	return SSHConfig{
 		User:         "root",
@@ -140,7 +141,7 @@ func (th *testHosts) configMsgs(t *testing.T) (SSHConfig, *msgWatcher) {
 }
 
 // newTestSSH returns a launcher closed when the test ends.
-func newTestSSH(t *testing.T, cfg SSHConfig) *SSH {
+func newTestSSH(t testing.TB, cfg SSHConfig) *SSH {
 	t.Helper()
 	l, err := NewSSH(cfg)
 	if err != nil {
@@ -309,7 +310,7 @@ func sshRecvExit(t *testing.T, ch <-chan Exit, d time.Duration) Exit {
 
 // sleeperSpec is a spec that runs the sleeper as id on host, logging into
 // a temporary directory.
-func sleeperSpec(t *testing.T, host, id string, args ...string) Spec {
+func sleeperSpec(t testing.TB, host, id string, args ...string) Spec {
 	dir := t.TempDir()
 	return Spec{ID: id, Host: host, Dir: dir, Binary: sleeperBin, Args: append([]string{"--id", id}, args...),
 		Log: filepath.Join(dir, "logs", id+".log")}
@@ -322,7 +323,7 @@ func readLog(path string) string {
 }
 
 // tWriter writes log lines to the test's log.
-type tWriter struct{ t *testing.T }
+type tWriter struct{ t testing.TB }
 
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSuffix(string(p), "\n"))

@@ -831,15 +831,26 @@ func TestRemoteQuote(t *testing.T) {
 	}
 }
 
-func TestParseStartReport(t *testing.T) {
+func TestParseStartLine(t *testing.T) {
 	t.Parallel()
-	r, err := parseStartReport("welcome to the host\nok 1234 98765\nboot 5e6f-aa\n")
-	if err != nil || r != (startReport{pid: 1234, ticks: 98765, boot: "5e6f-aa"}) {
-		t.Errorf("parseStartReport: %+v, %v", r, err)
-	}
-	for _, bad := range []string{"", "boot x\n", "ok 0 5\nboot x\n", "ok x 5\nboot x\n", "ok 12 5\n"} {
-		if _, err := parseStartReport(bad); err == nil {
-			t.Errorf("parseStartReport(%q): no error", bad)
+	for line, want := range map[string]startLine{
+		"boot 5e6f-aa\n":                 {kind: "boot", text: "5e6f-aa"},
+		"ok 3 1234 98765\n":              {kind: "ok", i: 3, pid: 1234, ticks: 98765},
+		"err 0 binary /x is missing\r\n": {kind: "err", i: 0, text: "binary /x is missing"},
+		"err 2 ":                         {kind: "err", i: 2},
+		"fail 4\n":                       {kind: "fail", i: 4},
+		"ok 1 0 5":                       {kind: "fail", i: 1, text: `bad report "ok 1 0 5"`},
+		"ok 1 x 5":                       {kind: "fail", i: 1, text: `bad report "ok 1 x 5"`},
+		"ok 1 12":                        {kind: "fail", i: 1, text: `bad report "ok 1 12"`},
+		"welcome to the host":            {},
+		"ok x 1 2":                       {},
+		"ok -1 1 2":                      {},
+		"boot":                           {},
+		"boot a b":                       {},
+		"":                               {},
+	} {
+		if got := parseStartLine(line); got != want {
+			t.Errorf("parseStartLine(%q) = %+v, want %+v", line, got, want)
 		}
 	}
 	for k, ok := range map[string]bool{"A": true, "_x9": true, "SHADDOCK_EPOCH": true, "": false, "9A": false, "A-B": false, "A B": false, "Ä": false} {

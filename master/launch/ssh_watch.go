@@ -10,11 +10,22 @@ import (
 	"time"
 )
 
-// sshHeartbeatTimeout is how long the watcher session may stay silent
-// (it prints a heartbeat twice a second) before it is restarted. A dead
-// connection is found sooner by keepalives; this catches a wedged remote
-// script.
+// sshWatchTick is how often the master asks a host's watcher to look at
+// its processes: the watcher blocks between ticks, so a host pays for
+// watching only when asked, and an end is noticed within a tick (plus,
+// rarely, a second while its exit status is logged).
+const sshWatchTick = 500 * time.Millisecond
+
+// sshHeartbeatTimeout is how long the watcher session may leave a tick
+// unanswered before it is restarted. A dead connection is found sooner by
+// keepalives; this catches a wedged remote script.
 const sshHeartbeatTimeout = 30 * time.Second
+
+// sshWatchSweep is every how many ticks the watcher checks the identity
+// of every process in full (start time in /proc/PID/stat), not only that
+// its pid is there: a zombie or a reused pid is noticed within 30 s. The
+// full check costs the host about half a millisecond per process.
+const sshWatchSweep = 60
 
 // sshWatchKey identifies a watched process across pid reuse.
 type sshWatchKey struct {
@@ -143,7 +154,9 @@ func (h *sshHost) endWatch() {
 }
 
 // watchSession runs one watcher session on c until it fails, the set
-// becomes empty (nil) or the launcher closes.
+// becomes empty (nil) or the launcher closes. It sends the watcher each
+// watched process once (all of them again in a new session), and a tick
+// every sshWatchTick once the last one was answered.
 func (h *sshHost) watchSession(c *sshConn) error {
 	s := h.s
 	sess, err := c.c.NewSession()
@@ -159,7 +172,7 @@ func (h *sshHost) watchSession(c *sshConn) error {
 	if err != nil {
 		return err
 	}
-	if err := sess.Start(remoteCommand(remoteWatch)); err != nil {
+	if err := sess.Start(remoteCommand(remoteWatch, strconv.Itoa(s.watchSweep))); err != nil {
 		return h.sessionErr(c, err)
 	}
 	lines := make(chan string)
@@ -178,10 +191,26 @@ func (h *sshHost) watchSession(c *sshConn) error {
 			}
 		}
 	})
-	// The first set goes out at once: its first round re-checks every
-	// process, which reports those that ended while the host could not
-	// be reached.
-	h.setChanged()
+	// The whole set goes out at once, and a tick: the first round
+	// re-checks every process, which reports those that ended while the
+	// host could not be reached.
+	sent := map[uint64]bool{}
+	send := func() (empty bool, err error) {
+		recs, empty := h.newWatches(sent)
+		if recs != "" {
+			_, err = io.WriteString(stdin, recs)
+		}
+		return empty, err
+	}
+	if _, err := send(); err != nil {
+		return h.sessionErr(c, err)
+	}
+	if _, err := io.WriteString(stdin, "t\n"); err != nil {
+		return h.sessionErr(c, err)
+	}
+	asked := true // a tick is unanswered: the next waits
+	tick := time.NewTicker(sshWatchTick)
+	defer tick.Stop()
 	hb := time.NewTimer(sshHeartbeatTimeout)
 	defer hb.Stop()
 	running := false
@@ -191,26 +220,38 @@ func (h *sshHost) watchSession(c *sshConn) error {
 			sess.Signal("TERM")
 			return nil
 		case <-h.changed:
-			set, empty := h.watchSet()
+			empty, err := send()
+			if err != nil {
+				return h.sessionErr(c, err)
+			}
 			if empty {
 				return nil
 			}
-			if _, err := io.WriteString(stdin, set); err != nil {
+		case <-tick.C:
+			if asked {
+				continue // a slow host gets no backlog of ticks
+			}
+			if _, err := io.WriteString(stdin, "t\n"); err != nil {
 				return h.sessionErr(c, err)
 			}
+			asked = true
 		case line, ok := <-lines:
 			if !ok {
 				return h.sessionErr(c, errors.New("watcher session ended"))
 			}
-			hb.Reset(sshHeartbeatTimeout)
-			if !running {
-				running = true
-				s.log.Debug("ssh watcher running", "host", h.name)
+			if line == "." {
+				asked = false
+				hb.Reset(sshHeartbeatTimeout)
+				if !running {
+					running = true
+					s.log.Debug("ssh watcher running", "host", h.name)
+				}
 			}
 			if rest, ok := strings.CutPrefix(line, "gone "); ok {
 				nStr, st, _ := strings.Cut(rest, " ")
 				if n, err := strconv.ParseUint(nStr, 10, 64); err == nil {
 					h.ended(n, exitFromReport(st, time.Now()))
+					delete(sent, n) // the watcher has dropped it too
 				}
 			}
 		case <-hb.C:
@@ -219,19 +260,24 @@ func (h *sshHost) watchSession(c *sshConn) error {
 	}
 }
 
-// watchSet is the watched set in remoteWatch's format.
-func (h *sshHost) watchSet() (set string, empty bool) {
+// newWatches is, in remoteWatch's format, the watched processes not in
+// sent yet, which it adds to sent; empty when nothing is watched.
+func (h *sshHost) newWatches(sent map[uint64]bool) (recs string, empty bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var b strings.Builder
 	for _, w := range h.watches {
-		for _, f := range []string{strconv.FormatUint(w.n, 10), strconv.Itoa(w.h.PID),
-			strconv.FormatUint(w.h.StartTicks, 10), w.h.BootID, w.h.Binary, w.h.ID, w.h.Log} {
-			b.WriteString(f)
-			b.WriteByte('\n')
+		if sent[w.n] {
+			continue
 		}
+		sent[w.n] = true
+		boot := w.h.BootID
+		if boot == "" {
+			boot = "-"
+		}
+		fmt.Fprintf(&b, "w %d %d %d %s\n%s\n%s\n%s\n", w.n, w.h.PID, w.h.StartTicks, boot, w.h.Binary, w.h.ID, w.h.Log)
 	}
-	return strconv.Itoa(7*len(h.watches)) + "\n" + b.String(), len(h.watches) == 0
+	return b.String(), len(h.watches) == 0
 }
 
 // ended delivers the end of process n and stops watching it.
