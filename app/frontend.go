@@ -21,6 +21,14 @@ type frontend struct {
 	known  map[string]bool // server types that have client routes
 }
 
+func newFrontend(typ string, node *rpc.Node, handlers *handler.Mux, routes map[string]rpc.RouteFunc) *frontend {
+	f := &frontend{typ: typ, node: node, local: handlers, routes: routes, known: map[string]bool{}}
+	for _, route := range handlers.Routes() {
+		f.known[handler.ServerType(route)] = true
+	}
+	return f
+}
+
 // serve is the connector's handler.
 func (f *frontend) serve(ctx context.Context, r handler.Request) ([]byte, error) {
 	typ := handler.ServerType(r.Route)

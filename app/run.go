@@ -18,8 +18,6 @@ import (
 	"github.com/shaddock/shaddock/backend"
 	"github.com/shaddock/shaddock/config"
 	"github.com/shaddock/shaddock/connector"
-	"github.com/shaddock/shaddock/handler"
-	"github.com/shaddock/shaddock/proto/clusterpb"
 	"github.com/shaddock/shaddock/protocol"
 	"github.com/shaddock/shaddock/rpc"
 )
@@ -167,42 +165,18 @@ func (r *runner) run(ctx context.Context, secret, master string) error {
 	a.handlers.Seal()
 	a.remotes.Seal()
 
+	// Construct everything first and serve last: once the node serves,
+	// peers may push into the frontend and call the backend at once.
 	mem := a.mem
-	var back *backend.Server
-	nodeCfg := rpc.Config{Self: self, Secret: secret, Membership: mem, Logger: r.log,
-		Call: func(ctx context.Context, req *clusterpb.CallRequest) *clusterpb.CallReply { return back.Call(ctx, req) },
-	}
-	if !self.Frontend {
-		nodeCfg.Forward = func(ctx context.Context, req *clusterpb.ForwardRequest) *clusterpb.ForwardReply {
-			return back.Forward(ctx, req)
-		}
-	}
-	var fe *frontend
-	if self.Frontend {
-		fe = &frontend{typ: self.Type, local: a.handlers, routes: a.routes, known: map[string]bool{}}
-		for _, route := range a.handlers.Routes() {
-			fe.known[handler.ServerType(route)] = true
-		}
-		nodeCfg.Frontend = fe
-	}
-	node, err := rpc.NewNode(nodeCfg)
+	node, err := rpc.NewNode(rpc.Config{Self: self, Secret: secret, Membership: mem, Logger: r.log})
 	if err != nil {
 		return err
 	}
 	r.node = node
-	back = backend.New(backend.Config{ID: self.ID, Handlers: a.handlers, Remotes: a.remotes, Cluster: node, Logger: r.log})
-
-	clusterLn, err := net.Listen("tcp", self.Addr())
-	if err != nil {
-		node.Close()
-		return fmt.Errorf("listen for the cluster on %s: %w", self.Addr(), err)
-	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	wg.Add(1)
-	go func() { defer wg.Done(); node.Serve(clusterLn) }()
-
+	back := backend.New(backend.Config{ID: self.ID, Handlers: a.handlers, Remotes: a.remotes, Cluster: node, Logger: r.log})
+	handlers := rpc.Handlers{Call: back.Call}
 	if self.Frontend {
+		fe := newFrontend(self.Type, node, a.handlers, a.routes)
 		ccfg := connector.Config{ID: self.ID, Type: self.Type, Handler: fe.serve, Dictionary: dict, Logger: r.log,
 			OnSessionClosed: r.sessionClosed, Protos: a.protos, TLS: r.tls}
 		for _, fn := range a.frontendFn {
@@ -213,13 +187,26 @@ func (r *runner) run(ctx context.Context, secret, master string) error {
 			node.Close()
 			return err
 		}
-		fe.srv, fe.node, r.front = front, node, front
+		fe.srv, r.front = front, front
+		handlers.Frontend = fe
+	} else {
+		handlers.Forward = back.Forward
 	}
 
 	a.mu.Lock()
 	a.info = Info{ID: self.ID, Type: self.Type, Env: r.o.env, Frontend: self.Frontend, Group: self.Group, TLS: r.tls}
 	a.node, a.backend, a.front, a.log = node, back, r.front, r.log
 	a.mu.Unlock()
+
+	clusterLn, err := net.Listen("tcp", self.Addr())
+	if err != nil {
+		node.Close()
+		return fmt.Errorf("listen for the cluster on %s: %w", self.Addr(), err)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go func() { defer wg.Done(); node.Serve(clusterLn, handlers) }()
 
 	regCtx, stopRegistry := context.WithCancel(context.Background())
 	defer stopRegistry()

@@ -76,6 +76,10 @@ func echoMux() *handler.Mux {
 	m.Handle("connector.echo.fail", func(ctx context.Context, r handler.Request) ([]byte, error) {
 		return nil, handler.Errorf(418, "teapot")
 	})
+	m.Handle("connector.echo.slow", func(ctx context.Context, r handler.Request) ([]byte, error) {
+		<-ctx.Done() // until its deadline, or the server closes
+		return nil, ctx.Err()
+	})
 	m.Handle("connector.echo.panic", func(ctx context.Context, r handler.Request) ([]byte, error) {
 		panic("boom")
 	})

@@ -35,7 +35,18 @@ func (s *Session) serve() {
 		s.end(err)
 		return
 	}
-	go s.run(s.readBurst)
+	s.continueReading()
+}
+
+// continueReading runs the next read loop on a fresh goroutine owned by the
+// server, or ends the session when the server is closing and starts none.
+func (s *Session) continueReading() {
+	if s.readNext == nil {
+		s.readNext = func() { s.run(s.readBurst) } // one closure per connection, not per burst
+	}
+	if !s.srv.routines.Go(s.readNext) {
+		s.end(errServerClose)
+	}
 }
 
 // errHandedOff ends a read loop that has started its successor.
@@ -103,7 +114,7 @@ func (s *Session) readBurst() error {
 	if err != nil {
 		return err
 	}
-	go s.run(s.readBurst)
+	s.continueReading()
 	return errHandedOff
 }
 

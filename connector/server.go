@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shaddock/shaddock/internal/routines"
 	"github.com/shaddock/shaddock/internal/workpool"
 	"github.com/shaddock/shaddock/protocol"
 )
@@ -43,10 +44,13 @@ type Server struct {
 
 	active sync.WaitGroup // sessions not yet finished (closed and hooks run)
 	serves sync.WaitGroup // Serve loops
+	// routines owns every goroutine the server starts itself (readers,
+	// flushers); pool's workers run session work and waiting writers.
+	// finish waits for both.
+	routines routines.Group
 
 	flushers   []*flusher
 	flushQuit  chan struct{}
-	flushDone  sync.WaitGroup
 	finishOnce sync.Once
 }
 
@@ -76,8 +80,7 @@ func New(cfg Config) (*Server, error) {
 	for range max(1, runtime.GOMAXPROCS(0)) {
 		f := newFlusher()
 		s.flushers = append(s.flushers, f)
-		s.flushDone.Add(1)
-		go func() { defer s.flushDone.Done(); f.run(s.flushQuit) }()
+		s.routines.Go(func() { f.run(s.flushQuit) })
 	}
 	s.heartbeatPkg, _ = protocol.EncodePackage(protocol.Heartbeat, nil)
 	offer := protocol.HandshakeOffer{Heartbeat: int(cfg.Heartbeat / time.Second), Dict: cfg.Dictionary}
@@ -143,7 +146,9 @@ func (s *Server) Serve(l net.Listener) error {
 		if sess == nil {
 			continue
 		}
-		go sess.serve()
+		if !s.routines.Go(sess.serve) {
+			sess.close(errServerClose) // closing: register raced with it
+		}
 	}
 }
 
@@ -212,7 +217,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		sess.kickAfterQueued(reason)
 	}
 	done := make(chan struct{})
-	go func() { s.active.Wait(); s.serves.Wait(); close(done) }()
+	if !s.routines.Go(func() { s.active.Wait(); s.serves.Wait(); close(done) }) {
+		return s.Close() // already closed
+	}
 	select {
 	case <-done:
 		s.finish()
@@ -236,13 +243,17 @@ func (s *Server) Close() error {
 	return nil
 }
 
+// finish ends what outlives the sessions, once they have all finished:
+// the flushers write what is left, and every goroutine of the server and
+// worker of its pool has returned when it does.
 func (s *Server) finish() {
 	s.cancel()
 	s.finishOnce.Do(func() {
 		close(s.flushQuit)
-		s.flushDone.Wait()
+		s.routines.Wait()
+		s.pool.Close()
+		s.pool.Wait()
 	})
-	s.pool.Close()
 }
 
 // Len returns the number of connected sessions, handshaken or not.

@@ -51,6 +51,7 @@ type Session struct {
 	dec          protocol.Decoder
 	frame        wsFrame
 	readFn       func(fd uintptr) bool
+	readNext     func() // the next read loop, started by continueReading
 	rbuf         *[]byte
 	rn           int
 	rerr         error

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/shaddock/shaddock/handler"
+	"github.com/shaddock/shaddock/internal/routines"
 	"github.com/shaddock/shaddock/internal/workpool"
 	"github.com/shaddock/shaddock/proto/clusterpb"
 )
@@ -33,14 +35,19 @@ type Config struct {
 	Secret     string // cluster secret; required
 	Membership *Membership
 	Logger     *slog.Logger
+	// Timeout is the deadline of calls whose context has none; default 10 s.
+	Timeout time.Duration
+}
+
+// Handlers are what a node serves to its peers. Nil ones answer
+// Unimplemented.
+type Handlers struct {
 	// Forward serves client messages forwarded to this server (backends).
 	Forward func(ctx context.Context, req *clusterpb.ForwardRequest) *clusterpb.ForwardReply
 	// Call serves user remotes on this server.
 	Call func(ctx context.Context, req *clusterpb.CallRequest) *clusterpb.CallReply
 	// Frontend serves pushes and session operations (frontends).
 	Frontend Frontend
-	// Timeout is the deadline of calls whose context has none; default 10 s.
-	Timeout time.Duration
 }
 
 // Node is a server's cluster endpoint: it serves the Cluster service to its
@@ -55,18 +62,27 @@ type Node struct {
 	ctx    context.Context // parent of peer streams; cancelled by Close
 	cancel context.CancelFunc
 
+	// h holds the handlers from Serve on; nil before, so nothing reaches a
+	// handler that is not built yet.
+	h atomic.Pointer[Handlers]
+
 	mu     sync.Mutex
 	peers  map[string]*peer
 	closed bool
 
 	inflight sync.WaitGroup // requests from peers being handled
+	// routines owns the node's goroutines (health watches, stream
+	// receivers, kick retries); Close waits for them and for pool's workers.
+	routines routines.Group
 
 	fwdWaiters  waiterPool[clusterpb.ForwardReply]
 	callWaiters waiterPool[clusterpb.CallReply]
 	pushWaiters waiterPool[clusterpb.PushReply]
 }
 
-// NewNode returns a node; call Serve to accept peers.
+// NewNode returns a node. It can call peers at once (so the servers that
+// handle what peers send can be built on it); call Serve, with those
+// handlers, to accept peers.
 func NewNode(cfg Config) (*Node, error) {
 	if cfg.Secret == "" {
 		return nil, errors.New("rpc: Config.Secret is required")
@@ -100,14 +116,28 @@ func (n *Node) Membership() *Membership { return n.mem }
 // Self returns this server's member entry.
 func (n *Node) Self() Member { return n.cfg.Self }
 
-// Serve accepts peers on ln until Close.
-func (n *Node) Serve(ln net.Listener) error { return n.srv.Serve(ln) }
+// Serve accepts peers on ln until Close and hands what they send to h.
+// Calls a node makes to itself also go to h, and fail before Serve.
+func (n *Node) Serve(ln net.Listener, h Handlers) error {
+	n.h.CompareAndSwap(nil, &h)
+	return n.srv.Serve(ln)
+}
+
+// handlers returns the handlers given to Serve (zero before).
+func (n *Node) handlers() Handlers {
+	if h := n.h.Load(); h != nil {
+		return *h
+	}
+	return Handlers{}
+}
 
 // Shutdown waits until the requests peers sent have been handled (or ctx
 // ends), then closes every stream and peer connection.
 func (n *Node) Shutdown(ctx context.Context) error {
 	done := make(chan struct{})
-	go func() { n.inflight.Wait(); close(done) }()
+	if !n.routines.Go(func() { n.inflight.Wait(); close(done) }) {
+		return nil // closed already
+	}
 	var err error
 	select {
 	case <-done:
@@ -118,7 +148,8 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// Close stops serving and closes every peer connection at once.
+// Close stops serving and closes every peer connection at once; it returns
+// once every goroutine the node started has returned.
 func (n *Node) Close() {
 	n.mu.Lock()
 	if n.closed {
@@ -134,7 +165,9 @@ func (n *Node) Close() {
 	for _, p := range peers {
 		p.close()
 	}
+	n.routines.Wait()
 	n.pool.Close()
+	n.pool.Wait()
 }
 
 // syncPeers keeps one connection per other member, dialled eagerly so that
@@ -212,19 +245,19 @@ func (n *Node) dial(m Member) (*peer, error) {
 	ctx, cancel := context.WithCancel(n.ctx)
 	client := clusterpb.NewClusterClient(cc)
 	p := &peer{id: m.ID, addr: m.Addr(), cc: cc, cancel: cancel, client: client,
-		forward: newCaller(ctx, "forward to "+m.ID,
+		forward: newCaller(ctx, n.routines.Go, "forward to "+m.ID,
 			func(ctx context.Context) (grpc.BidiStreamingClient[clusterpb.ForwardRequest, clusterpb.ForwardReply], error) {
 				return client.Forward(ctx)
 			},
 			func(r *clusterpb.ForwardRequest, s uint64) { r.Seq = s },
 			func(r *clusterpb.ForwardReply) uint64 { return r.Seq }),
-		call: newCaller(ctx, "call to "+m.ID,
+		call: newCaller(ctx, n.routines.Go, "call to "+m.ID,
 			func(ctx context.Context) (grpc.BidiStreamingClient[clusterpb.CallRequest, clusterpb.CallReply], error) {
 				return client.Call(ctx)
 			},
 			func(r *clusterpb.CallRequest, s uint64) { r.Seq = s },
 			func(r *clusterpb.CallReply) uint64 { return r.Seq }),
-		push: newCaller(ctx, "push to "+m.ID,
+		push: newCaller(ctx, n.routines.Go, "push to "+m.ID,
 			func(ctx context.Context) (grpc.BidiStreamingClient[clusterpb.PushRequest, clusterpb.PushReply], error) {
 				return client.Push(ctx)
 			},
@@ -238,7 +271,10 @@ func (n *Node) dial(m Member) (*peer, error) {
 			"missing_sessions", len(r.MissingSessionIds), "missing_uids", len(r.MissingUids), "err", replyError(r.Error))
 	}
 	cc.Connect()
-	go n.watchHealth(ctx, p)
+	if !n.routines.Go(func() { n.watchHealth(ctx, p) }) {
+		p.close()
+		return nil, fmt.Errorf("dial %s: node closed", m.ID)
+	}
 	return p, nil
 }
 
@@ -272,7 +308,7 @@ func (n *Node) pushesLost(ctx context.Context, id string, lost []*clusterpb.Push
 	if len(kick.SessionIds)+len(kick.Uids) == 0 {
 		return
 	}
-	go func() {
+	started := n.routines.Go(func() {
 		for attempt := 0; attempt < 30; attempt++ {
 			if _, ok := n.mem.Get(id); !ok {
 				return // gone from the cluster: its sessions went with it
@@ -290,7 +326,10 @@ func (n *Node) pushesLost(ctx context.Context, id string, lost []*clusterpb.Push
 			}
 		}
 		n.log.Error("could not kick the sessions of lost pushes", "peer", id)
-	}()
+	})
+	if !started {
+		n.log.Warn("node closing; sessions of lost pushes not kicked", "peer", id)
+	}
 }
 
 // watchHealth marks the peer down in the membership while its connection is
@@ -366,8 +405,8 @@ func (n *Node) Forward(ctx context.Context, id string, req *clusterpb.ForwardReq
 	ctx, cancel, ms := n.withDeadline(ctx)
 	defer cancel()
 	req.TimeoutMs = ms
-	if id == n.cfg.Self.ID && n.cfg.Forward != nil {
-		rep := n.cfg.Forward(ctx, req)
+	if h := n.handlers(); id == n.cfg.Self.ID && h.Forward != nil {
+		rep := h.Forward(ctx, req)
 		return rep, replyError(rep.Error)
 	}
 	p, err := n.peer(id)
@@ -386,8 +425,8 @@ func (n *Node) Call(ctx context.Context, id, route string, body []byte) ([]byte,
 	ctx, cancel, ms := n.withDeadline(ctx)
 	defer cancel()
 	req := &clusterpb.CallRequest{Route: route, Body: body, TimeoutMs: ms, From: n.cfg.Self.ID}
-	if id == n.cfg.Self.ID && n.cfg.Call != nil {
-		rep := n.cfg.Call(ctx, req)
+	if h := n.handlers(); id == n.cfg.Self.ID && h.Call != nil {
+		rep := h.Call(ctx, req)
 		return rep.Body, replyError(rep.Error)
 	}
 	p, err := n.peer(id)
@@ -436,8 +475,8 @@ func (n *Node) PushMany(ctx context.Context, reqs map[string]*clusterpb.PushRequ
 	}
 	for id, req := range reqs {
 		req.WantReply = wait
-		if id == n.cfg.Self.ID && n.cfg.Frontend != nil {
-			rep := n.cfg.Frontend.Push(req)
+		if fe := n.handlers().Frontend; id == n.cfg.Self.ID && fe != nil {
+			rep := fe.Push(req)
 			if wait {
 				replies[id] = rep
 			}
@@ -482,8 +521,8 @@ func (n *Node) PushMany(ctx context.Context, reqs map[string]*clusterpb.PushRequ
 func (n *Node) Bind(ctx context.Context, id string, sessionID int64, uid string) (clusterpb.BindStatus, error) {
 	ctx, cancel, _ := n.withDeadline(ctx)
 	defer cancel()
-	if id == n.cfg.Self.ID && n.cfg.Frontend != nil {
-		return n.cfg.Frontend.Bind(ctx, sessionID, uid), nil
+	if fe := n.handlers().Frontend; id == n.cfg.Self.ID && fe != nil {
+		return fe.Bind(ctx, sessionID, uid), nil
 	}
 	p, err := n.peer(id)
 	if err != nil {
@@ -500,8 +539,8 @@ func (n *Node) Bind(ctx context.Context, id string, sessionID int64, uid string)
 func (n *Node) Kick(ctx context.Context, id string, req *clusterpb.KickRequest) (int, error) {
 	ctx, cancel, _ := n.withDeadline(ctx)
 	defer cancel()
-	if id == n.cfg.Self.ID && n.cfg.Frontend != nil {
-		return n.cfg.Frontend.Kick(ctx, req), nil
+	if fe := n.handlers().Frontend; id == n.cfg.Self.ID && fe != nil {
+		return fe.Kick(ctx, req), nil
 	}
 	p, err := n.peer(id)
 	if err != nil {

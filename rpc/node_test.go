@@ -77,20 +77,20 @@ func startNodes(t testing.TB) (fe, be *testNode, front *fakeFrontend) {
 	}
 	mf, mb := member("fe-1", "connector", lnF), member("be-1", "chat", lnB)
 	front = &fakeFrontend{}
-	mk := func(self Member, ln net.Listener, cfg Config) *testNode {
-		cfg.Self, cfg.Secret = self, "s3cret"
-		cfg.Membership = NewMembership()
+	mk := func(self Member, ln net.Listener, h Handlers) *testNode {
+		cfg := Config{Self: self, Secret: "s3cret", Membership: NewMembership()}
 		cfg.Membership.Replace([]Member{mf, mb})
 		n, err := NewNode(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		go n.Serve(ln)
-		t.Cleanup(n.Close)
+		served := make(chan struct{})
+		go func() { defer close(served); n.Serve(ln, h) }()
+		t.Cleanup(func() { n.Close(); <-served })
 		return &testNode{Node: n, ln: ln}
 	}
-	fe = mk(mf, lnF, Config{Frontend: front})
-	be = mk(mb, lnB, Config{
+	fe = mk(mf, lnF, Handlers{Frontend: front})
+	be = mk(mb, lnB, Handlers{
 		Forward: func(ctx context.Context, req *clusterpb.ForwardRequest) *clusterpb.ForwardReply {
 			switch req.Route {
 			case "chat.h.fail":

@@ -55,22 +55,24 @@ func serveStream[Req, Rep any](n *Node, st grpc.BidiStreamingServer[Req, Rep], h
 }
 
 func (s *service) Forward(st grpc.BidiStreamingServer[clusterpb.ForwardRequest, clusterpb.ForwardReply]) error {
-	if s.n.cfg.Forward == nil {
+	forward := s.n.handlers().Forward
+	if forward == nil {
 		return status.Error(codes.Unimplemented, "this server does not take forwarded messages")
 	}
 	return serveStream(s.n, st, func(ctx context.Context, req *clusterpb.ForwardRequest) *clusterpb.ForwardReply {
-		rep := s.n.cfg.Forward(ctx, req)
+		rep := forward(ctx, req)
 		rep.Seq = req.Seq
 		return rep
 	}, func(r *clusterpb.ForwardRequest) uint32 { return r.TimeoutMs })
 }
 
 func (s *service) Call(st grpc.BidiStreamingServer[clusterpb.CallRequest, clusterpb.CallReply]) error {
-	if s.n.cfg.Call == nil {
+	call := s.n.handlers().Call
+	if call == nil {
 		return status.Error(codes.Unimplemented, "this server has no remotes")
 	}
 	return serveStream(s.n, st, func(ctx context.Context, req *clusterpb.CallRequest) *clusterpb.CallReply {
-		rep := s.n.cfg.Call(ctx, req)
+		rep := call(ctx, req)
 		rep.Seq = req.Seq
 		return rep
 	}, func(r *clusterpb.CallRequest) uint32 { return r.TimeoutMs })
@@ -85,7 +87,8 @@ const (
 )
 
 func (s *service) Push(st grpc.BidiStreamingServer[clusterpb.PushRequest, clusterpb.PushReply]) error {
-	if s.n.cfg.Frontend == nil {
+	fe := s.n.handlers().Frontend
+	if fe == nil {
 		return status.Error(codes.Unimplemented, "not a frontend")
 	}
 	// Pushes are cheap and must stay in order per sender: handle them on the
@@ -120,7 +123,7 @@ func (s *service) Push(st grpc.BidiStreamingServer[clusterpb.PushRequest, cluste
 			}
 			return err
 		}
-		rep := s.n.cfg.Frontend.Push(req)
+		rep := fe.Push(req)
 		mu.Lock()
 		last = req.Seq
 		switch {
@@ -146,17 +149,19 @@ func (s *service) Push(st grpc.BidiStreamingServer[clusterpb.PushRequest, cluste
 }
 
 func (s *service) Bind(ctx context.Context, req *clusterpb.BindRequest) (*clusterpb.BindReply, error) {
-	if s.n.cfg.Frontend == nil {
+	fe := s.n.handlers().Frontend
+	if fe == nil {
 		return nil, status.Error(codes.Unimplemented, "not a frontend")
 	}
-	return &clusterpb.BindReply{Status: s.n.cfg.Frontend.Bind(ctx, req.SessionId, req.Uid)}, nil
+	return &clusterpb.BindReply{Status: fe.Bind(ctx, req.SessionId, req.Uid)}, nil
 }
 
 func (s *service) Kick(ctx context.Context, req *clusterpb.KickRequest) (*clusterpb.KickReply, error) {
-	if s.n.cfg.Frontend == nil {
+	fe := s.n.handlers().Frontend
+	if fe == nil {
 		return nil, status.Error(codes.Unimplemented, "not a frontend")
 	}
-	return &clusterpb.KickReply{Kicked: int32(s.n.cfg.Frontend.Kick(ctx, req))}, nil
+	return &clusterpb.KickReply{Kicked: int32(fe.Kick(ctx, req))}, nil
 }
 
 // ErrorReply converts a handler error for the wire; nil stays nil. Errors

@@ -22,6 +22,9 @@ type caller[Req, Rep any] struct {
 	setSeq func(*Req, uint64)
 	getSeq func(*Rep) uint64
 	ctx    context.Context // lives as long as the peer
+	// spawn starts the stream's receiver on a goroutine its node owns; false
+	// means the node is closing.
+	spawn func(func()) bool
 
 	// Streams whose receiver acknowledges cumulatively (pushes) set these:
 	// every request sent is kept until acknowledged, and those still kept
@@ -63,10 +66,10 @@ func (w *waiterPool[Rep]) get() chan result[Rep] {
 
 func (w *waiterPool[Rep]) put(c chan result[Rep]) { w.p.Put(c) }
 
-func newCaller[Req, Rep any](ctx context.Context, name string,
+func newCaller[Req, Rep any](ctx context.Context, spawn func(func()) bool, name string,
 	open func(context.Context) (grpc.BidiStreamingClient[Req, Rep], error),
 	setSeq func(*Req, uint64), getSeq func(*Rep) uint64) *caller[Req, Rep] {
-	return &caller[Req, Rep]{name: name, open: open, setSeq: setSeq, getSeq: getSeq, ctx: ctx,
+	return &caller[Req, Rep]{name: name, open: open, setSeq: setSeq, getSeq: getSeq, ctx: ctx, spawn: spawn,
 		pending: make(map[uint64]chan result[Rep])}
 }
 
@@ -160,8 +163,11 @@ func (c *caller[Req, Rep]) current() (grpc.BidiStreamingClient[Req, Rep], error)
 	if err != nil {
 		return nil, fmt.Errorf("open %s stream: %w", c.name, err)
 	}
+	if !c.spawn(func() { c.receive(st) }) {
+		st.CloseSend()
+		return nil, fmt.Errorf("open %s stream: %w", c.name, errStreamClosed)
+	}
 	c.stream = st
-	go c.receive(st)
 	return st, nil
 }
 
