@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/shaddock/shaddock/connector"
 	"github.com/shaddock/shaddock/handler"
@@ -18,15 +19,10 @@ type frontend struct {
 	node   *rpc.Node
 	local  *handler.Mux
 	routes map[string]rpc.RouteFunc
-	known  map[string]bool // server types that have client routes
 }
 
 func newFrontend(typ string, node *rpc.Node, handlers *handler.Mux, routes map[string]rpc.RouteFunc) *frontend {
-	f := &frontend{typ: typ, node: node, local: handlers, routes: routes, known: map[string]bool{}}
-	for _, route := range handlers.Routes() {
-		f.known[handler.ServerType(route)] = true
-	}
-	return f
+	return &frontend{typ: typ, node: node, local: handlers, routes: routes}
 }
 
 // serve is the connector's handler.
@@ -35,8 +31,14 @@ func (f *frontend) serve(ctx context.Context, r handler.Request) ([]byte, error)
 	if typ == f.typ {
 		return f.local.Serve(ctx, r)
 	}
-	if !f.known[typ] {
+	// Every server runs the same binary: a route no handler was registered
+	// for is unknown everywhere.
+	if _, ok := f.local.Lookup(r.Route); !ok {
 		return nil, handler.Errorf(handler.CodeNotFound, "no handler for route %q", r.Route)
+	}
+	if f.node.Membership().FrontendType(typ) {
+		// Frontends serve their routes to their own clients only.
+		return nil, handler.Errorf(handler.CodeNotFound, "route %q is served by %s servers: connect to one", r.Route, typ)
 	}
 	servers := f.node.Membership().Eligible(typ)
 	if len(servers) == 0 {
@@ -51,7 +53,7 @@ func (f *frontend) serve(ctx context.Context, r handler.Request) ([]byte, error)
 		if herr := (*handler.Error)(nil); errors.As(err, &herr) {
 			return nil, err // the route function's own answer
 		}
-		return nil, handler.Errorf(handler.CodeUnavailable, "route %s: %v", r.Route, err)
+		return nil, &handler.Error{Code: handler.CodeInternal, Msg: "internal server error", Err: fmt.Errorf("route %s: %w", r.Route, err)}
 	}
 	s := r.Session.(*connector.Session)
 	rep, err := f.node.Forward(ctx, target.ID, &clusterpb.ForwardRequest{

@@ -20,7 +20,10 @@ import (
 // available. Idle connections hold none.
 const readBufSize = 16 << 10
 
-var errUnknownProtocol = errors.New("first bytes are neither a Pomelo handshake nor an HTTP upgrade")
+var (
+	errUnknownProtocol = errors.New("first bytes are neither a Pomelo handshake nor an HTTP upgrade")
+	errSecondHandshake = errors.New("a second handshake on the connection")
+)
 
 // bufPool is shared by all servers: buffers carry no state between uses.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
@@ -103,6 +106,10 @@ func (s *Session) start() error {
 func (s *Session) readBurst() error {
 	bp, n, err := s.readChunk()
 	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) && s.rearmHeartbeat() {
+			s.continueReading()
+			return errHandedOff
+		}
 		return err
 	}
 	if s.ws {
@@ -124,29 +131,49 @@ func (s *Session) feed(p []byte) error {
 	return s.dec.Feed(p, s.onPackage)
 }
 
-// touch pushes the heartbeat deadline out, at most every quarter timeout so
-// a busy connection does not reset a timer per read. The deadline carries
-// that quarter as slack: a client is closed after between 1 and 1.25 times
-// the timeout of silence, never before the full timeout.
+// touch records that the client spoke and pushes the heartbeat deadline
+// out, at most every quarter timeout so a busy connection does not reset a
+// timer per read. The deadline may then fire up to a quarter early; the
+// reader re-arms it (rearmHeartbeat), so a client is closed after exactly
+// the timeout of silence, as documented.
 func (s *Session) touch() {
 	timeout := s.srv.cfg.HeartbeatTimeout
 	if s.state.Load() != stWorking || timeout <= 0 {
 		return
 	}
 	now := time.Now()
-	if now.UnixNano()-s.deadlineAt < int64(timeout/4) {
+	s.lastRead = now.UnixNano()
+	if s.lastRead-s.deadlineAt < int64(timeout/4) {
 		return
 	}
-	s.deadlineAt = now.UnixNano()
-	s.nc.SetReadDeadline(now.Add(timeout + timeout/4))
+	s.deadlineAt = s.lastRead
+	s.nc.SetReadDeadline(now.Add(timeout))
+}
+
+// rearmHeartbeat handles a read deadline that fired: if the client has not
+// yet been silent for the whole heartbeat timeout, the deadline moves to
+// the moment it will have been, and it reports true.
+func (s *Session) rearmHeartbeat() bool {
+	timeout := s.srv.cfg.HeartbeatTimeout
+	if s.state.Load() != stWorking || timeout <= 0 {
+		return false
+	}
+	until := time.Unix(0, s.lastRead).Add(timeout)
+	if !time.Now().Before(until) {
+		return false
+	}
+	s.deadlineAt = s.lastRead
+	s.nc.SetReadDeadline(until)
+	return true
 }
 
 func (s *Session) onPackage(p protocol.Package) error {
 	switch p.Type {
 	case protocol.Handshake:
-		if s.state.CompareAndSwap(stInit, stHandshaking) {
-			s.enqueue(inbound{kind: inHandshake, body: bytes.Clone(p.Body)})
+		if !s.state.CompareAndSwap(stInit, stHandshaking) {
+			return errBadMessage{errSecondHandshake}
 		}
+		s.enqueue(inbound{kind: inHandshake, body: bytes.Clone(p.Body)})
 	case protocol.HandshakeAck:
 		if s.state.CompareAndSwap(stWaitAck, stWorking) {
 			if s.srv.cfg.HeartbeatTimeout > 0 {

@@ -56,6 +56,7 @@ type Session struct {
 	rn           int
 	rerr         error
 	deadlineAt   int64 // unix nanos when the read deadline was last pushed out
+	lastRead     int64 // unix nanos of the client's last bytes, once working
 	rateTokens   float64
 	rateAt       int64
 	rateNotified int64

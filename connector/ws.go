@@ -9,6 +9,8 @@ import (
 	"io"
 
 	"github.com/gobwas/ws"
+
+	"github.com/shaddock/shaddock/protocol"
 )
 
 // WebSocket support: gobwas/ws does the HTTP upgrade and the unmasking;
@@ -36,6 +38,7 @@ const (
 // wsFrame is the reader's position in the client's frame stream.
 type wsFrame struct {
 	remaining  int64   // payload bytes of the current data frame still to come
+	msgLen     int64   // payload bytes of the current (possibly fragmented) message so far
 	mask       [4]byte // client frames are always masked
 	maskOff    int     // offset into the mask for the next payload byte
 	fragmented bool    // inside a message split over continuation frames
@@ -195,6 +198,16 @@ func (s *Session) frameHeader(p []byte) (int, error) {
 		if (op == opContinuation) != f.fragmented {
 			return 0, fmt.Errorf("%w: opcode 0x%x out of sequence", errBadFrame, op)
 		}
+		// A message carries packages of at most MaxPackageSize bytes of
+		// body each; refuse one claiming more now, from its header, rather
+		// than read on until the heartbeat timeout (a 2^62-byte claim).
+		if op == opBinary {
+			f.msgLen = 0
+		}
+		f.msgLen += length
+		if limit := s.maxWSMessage(); f.msgLen > limit {
+			return 0, fmt.Errorf("%w: message of %d bytes, over the package limit (%d)", errBadFrame, f.msgLen, limit)
+		}
 		f.fragmented = !fin
 		f.remaining, f.mask, f.maskOff = length, mask, 0
 		return used, nil
@@ -213,6 +226,13 @@ func (s *Session) frameHeader(p []byte) (int, error) {
 	default:
 		return 0, fmt.Errorf("%w: opcode 0x%x", errBadFrame, op)
 	}
+}
+
+// maxWSMessage is the largest WebSocket message accepted: one package of the
+// largest body allowed, with its header. Several small packages may share a
+// message (DESIGN §4); together they stay under the same bound.
+func (s *Session) maxWSMessage() int64 {
+	return int64(s.srv.cfg.MaxPackageSize) + protocol.HeaderLen
 }
 
 // carryHeader keeps the bytes of an incomplete header for the next read.

@@ -7,13 +7,24 @@ import (
 )
 
 // Error is an error a client can read: the response body becomes
-// {"code": Code, "msg": Msg}, the shape Pomelo clients check.
+// {"code": Code, "msg": Msg}, the shape Pomelo clients check. Err, if set,
+// is the cause for logs and Go callers: it never reaches a client, so Msg
+// stays free of internals (server ids, addresses, transport errors).
 type Error struct {
 	Code int    `json:"code"`
 	Msg  string `json:"msg,omitempty"`
+	Err  error  `json:"-"`
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("code %d: %s", e.Code, e.Msg) }
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("code %d: %s: %v", e.Code, e.Msg, e.Err)
+	}
+	return fmt.Sprintf("code %d: %s", e.Code, e.Msg)
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
 
 // Errorf returns an *Error with a formatted message.
 func Errorf(code int, format string, args ...any) *Error {
@@ -46,6 +57,6 @@ func ErrorBody(err error) []byte {
 	if !errors.As(err, &e) {
 		e = &Error{Code: CodeInternal, Msg: "internal server error"}
 	}
-	b, _ := json.Marshal(e) // two plain fields cannot fail
+	b, _ := json.Marshal(e) // two plain fields (Err is not encoded) cannot fail
 	return b
 }

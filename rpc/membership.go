@@ -20,14 +20,15 @@ type Membership struct {
 }
 
 type view struct {
-	byID     map[string]Member
-	eligible map[string][]Member // running, reachable, sorted by id; per type
+	byID      map[string]Member
+	eligible  map[string][]Member // running, reachable, sorted by id; per type
+	frontends map[string]bool     // types whose servers are frontends
 }
 
 // NewMembership returns an empty view.
 func NewMembership() *Membership {
 	m := &Membership{members: make(map[string]Member), down: make(map[string]bool)}
-	m.view.Store(&view{byID: map[string]Member{}, eligible: map[string][]Member{}})
+	m.view.Store(&view{byID: map[string]Member{}, eligible: map[string][]Member{}, frontends: map[string]bool{}})
 	return m
 }
 
@@ -74,9 +75,12 @@ func (m *Membership) SetDown(id string, down bool) {
 // rebuild publishes a new snapshot and notifies watchers; called with mu held,
 // it releases it.
 func (m *Membership) rebuild() {
-	v := &view{byID: make(map[string]Member, len(m.members)), eligible: make(map[string][]Member)}
+	v := &view{byID: make(map[string]Member, len(m.members)), eligible: make(map[string][]Member), frontends: make(map[string]bool)}
 	for id, mem := range m.members {
 		v.byID[id] = mem
+		if mem.Frontend {
+			v.frontends[mem.Type] = true
+		}
 		if mem.State == StateRunning && !m.down[id] {
 			v.eligible[mem.Type] = append(v.eligible[mem.Type], mem)
 		}
@@ -122,6 +126,10 @@ func (m *Membership) Get(id string) (Member, bool) {
 func (m *Membership) Eligible(typ string) []Member {
 	return m.view.Load().eligible[typ]
 }
+
+// FrontendType reports whether servers of typ are frontends (as far as the
+// members known, in any state, tell).
+func (m *Membership) FrontendType(typ string) bool { return m.view.Load().frontends[typ] }
 
 // All returns every member, sorted by id.
 func (m *Membership) All() []Member {

@@ -12,9 +12,11 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 
 	"github.com/shaddock/shaddock/handler"
 	"github.com/shaddock/shaddock/internal/routines"
@@ -99,7 +101,7 @@ func NewNode(cfg Config) (*Node, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{cfg: cfg, log: cfg.Logger.With("server", cfg.Self.ID), mem: cfg.Membership,
 		pool: workpool.New(10 * time.Second), ctx: ctx, cancel: cancel, peers: make(map[string]*peer)}
-	opts := append(RequireSecret(cfg.Secret),
+	opts := append(RequireSecret(cfg.Secret, n.log),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 5 * time.Second, Timeout: 3 * time.Second}),
 	)
@@ -213,7 +215,8 @@ func (n *Node) peer(id string) (*peer, error) {
 	p := n.peers[id]
 	n.mu.Unlock()
 	if p == nil {
-		return nil, handler.Errorf(handler.CodeUnavailable, "server %s is not a reachable cluster member", id)
+		return nil, &handler.Error{Code: handler.CodeUnavailable, Msg: "server unavailable",
+			Err: fmt.Errorf("server %s is not a reachable cluster member", id)}
 	}
 	return p, nil
 }
@@ -376,18 +379,19 @@ func (n *Node) withDeadline(ctx context.Context) (context.Context, context.Cance
 	return ctx, func() {}, uint32(left / time.Millisecond)
 }
 
-// callError turns a transport failure into an error a client can read.
+// callError turns a transport failure into an error a client can read: a
+// code and a plain message; what failed where stays in the cause.
 func callError(what, id string, err error) error {
 	var herr *handler.Error
 	switch {
 	case errors.As(err, &herr):
 		return err
 	case errors.Is(err, context.DeadlineExceeded):
-		return handler.Errorf(handler.CodeTimeout, "%s %s: no answer in time", what, id)
-	case errors.Is(err, context.Canceled):
-		return handler.Errorf(handler.CodeUnavailable, "%s %s: cancelled", what, id)
+		return &handler.Error{Code: handler.CodeTimeout, Msg: "server did not answer in time", Err: fmt.Errorf("%s %s: %w", what, id, err)}
+	case status.Code(err) == codes.Unimplemented:
+		return &handler.Error{Code: handler.CodeNotFound, Msg: "route not served by that server", Err: fmt.Errorf("%s %s: %w", what, id, err)}
 	default:
-		return handler.Errorf(handler.CodeUnavailable, "%s %s: server unavailable: %v", what, id, err)
+		return &handler.Error{Code: handler.CodeUnavailable, Msg: "server unavailable", Err: fmt.Errorf("%s %s: %w", what, id, err)}
 	}
 }
 

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -62,7 +64,26 @@ var deadlineSeen atomic.Bool
 
 type testNode struct {
 	*Node
-	ln net.Listener
+	ln   net.Listener
+	logs *syncBuffer
+}
+
+// syncBuffer is a log sink tests read.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // startNodes starts a frontend "fe" and a backend "be" that know each other.
@@ -78,7 +99,9 @@ func startNodes(t testing.TB) (fe, be *testNode, front *fakeFrontend) {
 	mf, mb := member("fe-1", "connector", lnF), member("be-1", "chat", lnB)
 	front = &fakeFrontend{}
 	mk := func(self Member, ln net.Listener, h Handlers) *testNode {
-		cfg := Config{Self: self, Secret: "s3cret", Membership: NewMembership()}
+		logs := &syncBuffer{}
+		cfg := Config{Self: self, Secret: "s3cret", Membership: NewMembership(),
+			Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 		cfg.Membership.Replace([]Member{mf, mb})
 		n, err := NewNode(cfg)
 		if err != nil {
@@ -87,7 +110,7 @@ func startNodes(t testing.TB) (fe, be *testNode, front *fakeFrontend) {
 		served := make(chan struct{})
 		go func() { defer close(served); n.Serve(ln, h) }()
 		t.Cleanup(func() { n.Close(); <-served })
-		return &testNode{Node: n, ln: ln}
+		return &testNode{Node: n, ln: ln, logs: logs}
 	}
 	fe = mk(mf, lnF, Handlers{Frontend: front})
 	be = mk(mb, lnB, Handlers{
@@ -247,6 +270,41 @@ func TestSecretRequired(t *testing.T) {
 			t.Fatalf("stream without the secret: %v", err)
 		}
 		cc.Close()
+	}
+	// Refusals are logged, one line for a burst of them.
+	if n := strings.Count(be.logs.String(), "cluster call refused: authentication failed"); n != 1 {
+		t.Fatalf("%d log lines about refused calls, want 1:\n%s", n, be.logs)
+	}
+	if !strings.Contains(be.logs.String(), "why=\"no secret\"") || !strings.Contains(be.logs.String(), "peer=127.0.0.1:") {
+		t.Fatalf("refusal line lacks why or peer:\n%s", be.logs)
+	}
+}
+
+// Errors a client may see carry a code and a plain message; what failed
+// where is only in the cause.
+func TestCallErrorsKeepInternalsOut(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		code int
+	}{
+		{context.DeadlineExceeded, handler.CodeTimeout},
+		{status.Error(codes.Unimplemented, "this server does not take forwarded messages"), handler.CodeNotFound},
+		{fmt.Errorf("forward: %w: %w", errStreamClosed, status.Error(codes.Unavailable, "connection refused 10.0.0.7:6050")), handler.CodeUnavailable},
+	} {
+		err := callError("forward chat.chatHandler.send to", "chat-server-1", tc.err)
+		body := string(handler.ErrorBody(err))
+		var herr *handler.Error
+		if !errors.As(err, &herr) || herr.Code != tc.code {
+			t.Fatalf("%v: got %v, want code %d", tc.err, err, tc.code)
+		}
+		for _, internal := range []string{"chat-server-1", "rpc error", "10.0.0.7", "stream"} {
+			if strings.Contains(body, internal) {
+				t.Fatalf("client body %s carries %q", body, internal)
+			}
+		}
+		if !errors.Is(err, tc.err) && !strings.Contains(err.Error(), "chat-server-1") {
+			t.Fatalf("cause lost: %v", err)
+		}
 	}
 }
 

@@ -2,7 +2,6 @@ package rpc
 
 import (
 	"errors"
-	"fmt"
 	"hash/crc32"
 	"strconv"
 	"unicode/utf16"
@@ -72,12 +71,12 @@ func DefaultRoute(r handler.Request, servers []Member) (Member, error) {
 }
 
 // RouteBySetting routes by crc32 of a session setting (for example the room
-// id), failing when the session does not have it.
+// id); a session without it gets a 400.
 func RouteBySetting(key string) RouteFunc {
 	return func(r handler.Request, servers []Member) (Member, error) {
 		v, ok := r.Session.Get(key)
 		if !ok {
-			return Member{}, fmt.Errorf("session %d has no %q setting to route by", r.Session.ID(), key)
+			return Member{}, handler.Errorf(handler.CodeBadRequest, "session has no %s", key)
 		}
 		return Pick(v, servers)
 	}

@@ -127,7 +127,7 @@ func (c *caller[Req, Rep]) start(req *Req, waiters *waiterPool[Rep]) (inflight[R
 		// was unacknowledged, this request included, to onLost.
 		c.fail(st, err)
 		if w == nil {
-			return inflight[Rep]{}, fmt.Errorf("%s: %w: %v", c.name, errStreamClosed, err)
+			return inflight[Rep]{}, fmt.Errorf("%s: %w: %w", c.name, errStreamClosed, err)
 		}
 	}
 	return inflight[Rep]{seq: seq, w: w}, nil
@@ -211,7 +211,7 @@ func (c *caller[Req, Rep]) fail(st grpc.BidiStreamingClient[Req, Rep], err error
 	c.unacked = nil
 	c.mu.Unlock()
 	st.CloseSend()
-	ferr := fmt.Errorf("%s: %w: %v", c.name, errStreamClosed, err)
+	ferr := fmt.Errorf("%s: %w: %w", c.name, errStreamClosed, err)
 	for _, w := range pending {
 		w <- result[Rep]{err: ferr}
 	}

@@ -1,0 +1,81 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/shaddock/shaddock/handler"
+	"github.com/shaddock/shaddock/rpc"
+)
+
+// fakeSession is enough of a session for routing decisions.
+type fakeSession struct {
+	handler.Session
+	settings map[string]string
+}
+
+func (s fakeSession) Get(k string) (string, bool) { v, ok := s.settings[k]; return v, ok }
+func (s fakeSession) UID() string                 { return "" }
+func (s fakeSession) ID() int64                   { return 1 }
+func (s fakeSession) FrontendID() string          { return "connector-1" }
+
+// Clients get the right code for routes this connector cannot serve, and
+// no internal text.
+func TestFrontendRouteErrors(t *testing.T) {
+	mux := handler.NewMux()
+	ok := func(ctx context.Context, r handler.Request) ([]byte, error) { return []byte("{}"), nil }
+	for _, r := range []string{"connector.entryHandler.enter", "gate.gateHandler.queryEntry", "chat.chatHandler.send", "area.h.m"} {
+		mux.Handle(r, ok)
+	}
+	mux.Seal()
+	// A live chat server, so that it stays eligible: routing to it is
+	// decided by the route function.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	chat := rpc.Member{ID: "chat-1", Type: "chat", State: rpc.StateRunning, Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port}
+	members := []rpc.Member{
+		{ID: "connector-1", Type: "connector", Frontend: true, State: rpc.StateRunning, Host: "127.0.0.1", Port: 1},
+		{ID: "gate-1", Type: "gate", Frontend: true, State: rpc.StateRunning, Host: "127.0.0.1", Port: 2},
+		chat,
+	}
+	chatMem := rpc.NewMembership()
+	chatMem.Replace(members)
+	chatNode, err := rpc.NewNode(rpc.Config{Self: chat, Secret: "s", Membership: chatMem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() { defer close(served); chatNode.Serve(ln, rpc.Handlers{}) }()
+	defer func() { chatNode.Close(); <-served }()
+	mem := rpc.NewMembership()
+	mem.Replace(members)
+	node, err := rpc.NewNode(rpc.Config{Self: members[0], Secret: "s", Membership: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Close()
+	f := newFrontend("connector", node, mux, map[string]rpc.RouteFunc{"chat": rpc.RouteBySetting("rid")})
+	for _, tc := range []struct {
+		route string
+		code  int
+	}{
+		{"chat.nosuchHandler.x", handler.CodeNotFound},        // no such route anywhere
+		{"gate.gateHandler.queryEntry", handler.CodeNotFound}, // another frontend's route
+		{"chat.chatHandler.send", handler.CodeBadRequest},     // the route function's own answer: no rid
+		{"area.h.m", handler.CodeUnavailable},                 // no area server
+	} {
+		_, err := f.serve(context.Background(), handler.Request{Route: tc.route, Session: fakeSession{}})
+		var herr *handler.Error
+		if !errors.As(err, &herr) || herr.Code != tc.code {
+			t.Fatalf("%s: %v, want code %d", tc.route, err, tc.code)
+		}
+		if body := string(handler.ErrorBody(err)); strings.Contains(body, "rpc error") || strings.Contains(body, "gate-1") {
+			t.Fatalf("%s: client body %s", tc.route, body)
+		}
+	}
+}
