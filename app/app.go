@@ -18,6 +18,7 @@ import (
 	"github.com/shaddock/shaddock/connector"
 	"github.com/shaddock/shaddock/handler"
 	"github.com/shaddock/shaddock/pomelopb"
+	"github.com/shaddock/shaddock/proto/clusterpb"
 	"github.com/shaddock/shaddock/rpc"
 )
 
@@ -51,6 +52,7 @@ type App struct {
 	handlers   *handler.Mux
 	remotes    *handler.Mux
 	routes     map[string]rpc.RouteFunc
+	stateful   map[string]stateful
 	dict       []string
 	protos     *pomelopb.Protos
 	onClosed   []func(ctx context.Context, s handler.Session)
@@ -65,6 +67,7 @@ type App struct {
 	node    *rpc.Node
 	backend *backend.Server
 	front   *connector.Server
+	fe      *frontend // the routing of a frontend server; nil on backends
 }
 
 // New returns an App with no handlers.
@@ -73,6 +76,7 @@ func New() *App {
 		handlers: handler.NewMux(),
 		remotes:  handler.NewMux(),
 		routes:   make(map[string]rpc.RouteFunc),
+		stateful: make(map[string]stateful),
 		flags:    flag.NewFlagSet("server", flag.ContinueOnError),
 		mem:      rpc.NewMembership(),
 	}
@@ -88,8 +92,45 @@ func (a *App) Remote(route string, h handler.Func) { a.remotes.Handle(route, h) 
 func (a *App) Use(f ...handler.Filter) { a.handlers.Use(f...) }
 
 // Route sets how frontends pick the server of serverType for a session's
-// messages; the default is rpc.DefaultRoute.
+// messages; the default is rpc.DefaultRoute. A stateful type (Stateful) is
+// routed by its placement instead.
 func (a *App) Route(serverType string, fn rpc.RouteFunc) { a.routes[serverType] = fn }
+
+// Stateful declares that servers of serverType hold state per key (a room,
+// a match), a session's key being the value of its setting named setting
+// (chat: "rid"). Such keys are placed rather than hashed on every message:
+//
+//   - a key stays on the server that holds it (see Holds) as long as that
+//     server runs, also when servers of the type are added; a key nobody
+//     holds goes to rpc.PickIndex(key, n) of the running servers sorted by
+//     id (Pomelo's crc32 % n); a draining server keeps its keys and gets no
+//     new ones (rpc.Node.Place);
+//   - a session's messages of the type, and the remotes called for it with
+//     CallFor, go to the server its key was placed on when it first needed
+//     one, for as long as that server lives;
+//   - when that server ends (lost, failed, stopping, stopped, removed or
+//     restarted), the frontend kicks the session at once with
+//     ReasonServerRestarted or ReasonServerStopped: the state it had there
+//     is gone, and its client re-enters, which places the key again.
+//
+// A session without the setting gets a 400 for the type's routes.
+func (a *App) Stateful(serverType, setting string) {
+	st := a.stateful[serverType]
+	st.setting = setting
+	a.stateful[serverType] = st
+}
+
+// Holds sets how a server of the stateful serverType tells how much state
+// it holds for a key, 0 for none (placement asks every server of the type).
+// The default counts the members of the channel named key (Channels), right
+// for a game that keeps a channel per room, as chatofpomelo does. The count
+// also settles the rare key that two servers hold (after a partition): the
+// larger wins.
+func (a *App) Holds(serverType string, fn func(key string) int64) {
+	st := a.stateful[serverType]
+	st.holds = fn
+	a.stateful[serverType] = st
+}
 
 // Dictionary adds routes to the route dictionary after the handler routes
 // (Pomelo's dictionary.json): typically push routes, so pushes travel with
@@ -177,20 +218,90 @@ func (a *App) Sessions() *backend.SessionService {
 	return a.backend.Sessions()
 }
 
-// Call runs a remote on the server of its type that key routes to (crc32 of
-// key, as the default route does), JSON-encoding req and decoding into resp
-// (nil to discard).
+// Call runs a remote on the server of its type that key routes to: where
+// key is placed for a stateful type (Stateful), else crc32 of key over the
+// running servers, as the default route does. It JSON-encodes req and
+// decodes into resp (nil to discard).
 func (a *App) Call(ctx context.Context, route, key string, req, resp any) error {
 	n, err := a.cluster()
 	if err != nil {
 		return err
 	}
 	typ := handler.ServerType(route)
-	target, err := rpc.Pick(key, n.Membership().Eligible(typ))
-	if err != nil {
-		return handler.Errorf(handler.CodeUnavailable, "call %s: no %s server available", route, typ)
+	var target rpc.Instance
+	if _, ok := a.stateful[typ]; ok {
+		a.mu.RLock()
+		fe := a.fe
+		a.mu.RUnlock()
+		cached := false
+		if fe != nil {
+			target, cached = fe.pins.cached(typ, key)
+		}
+		if !cached {
+			m, err := n.Place(ctx, typ, key)
+			if err != nil {
+				return fmt.Errorf("call %s: %w", route, err)
+			}
+			target = m.Instance()
+		}
+	} else {
+		m, err := rpc.Pick(key, n.Membership().Eligible(typ))
+		if err != nil {
+			return handler.Errorf(handler.CodeUnavailable, "no %s server available", typ)
+		}
+		target = m.Instance()
 	}
-	return a.CallServer(ctx, target.ID, route, req, resp)
+	return a.call(ctx, n, target, &clusterpb.CallRequest{Route: route}, req, resp)
+}
+
+// CallFor runs a remote on the server that handles s's messages of the
+// route's type, as Pomelo's app.rpc.TYPE.REMOTE.METHOD(session, ...) does:
+// for a stateful type the server its key is placed on (placing it, and
+// pinning s there, if it is not yet: see Stateful), else the one the type's
+// route function picks for s. The remote's handler gets s as its session
+// (register it with handler.Typed to read it; backend.TargetOf(s) names it
+// for a channel). req is JSON-encoded; resp (nil to discard) decoded.
+func (a *App) CallFor(ctx context.Context, s handler.Session, route string, req, resp any) error {
+	n, err := a.cluster()
+	if err != nil {
+		return err
+	}
+	typ := handler.ServerType(route)
+	a.mu.RLock()
+	fe := a.fe
+	a.mu.RUnlock()
+	var target rpc.Instance
+	_, local := s.(*connector.Session)
+	switch st, stateful := a.stateful[typ]; {
+	case local && fe != nil:
+		target, err = fe.target(ctx, s, typ, handler.Request{Route: route, Session: s})
+	case stateful:
+		key, ok := s.Get(st.setting)
+		if !ok || key == "" {
+			return handler.Errorf(handler.CodeBadRequest, "session has no %s", st.setting)
+		}
+		var m rpc.Member
+		if m, err = n.Place(ctx, typ, key); err == nil {
+			target = m.Instance()
+		}
+	default:
+		routeFn := a.routes[typ]
+		if routeFn == nil {
+			routeFn = rpc.DefaultRoute
+		}
+		var m rpc.Member
+		servers := n.Membership().Eligible(typ)
+		if len(servers) == 0 {
+			return handler.Errorf(handler.CodeUnavailable, "no %s server available", typ)
+		}
+		if m, err = routeFn(handler.Request{Route: route, Session: s}, servers); err == nil {
+			target = m.Instance()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("call %s: %w", route, err)
+	}
+	return a.call(ctx, n, target, &clusterpb.CallRequest{Route: route, Session: sessionSnapshot(s)}, req, resp)
 }
 
 // CallServer runs a remote on a named server.
@@ -199,19 +310,25 @@ func (a *App) CallServer(ctx context.Context, serverID, route string, req, resp 
 	if err != nil {
 		return err
 	}
+	return a.call(ctx, n, rpc.Instance{ID: serverID}, &clusterpb.CallRequest{Route: route}, req, resp)
+}
+
+// call encodes req into creq, calls target and decodes the answer into resp.
+func (a *App) call(ctx context.Context, n *rpc.Node, target rpc.Instance, creq *clusterpb.CallRequest, req, resp any) error {
 	body, err := json.Marshal(req)
 	if err != nil {
-		return fmt.Errorf("call %s: encode: %w", route, err)
+		return fmt.Errorf("call %s: encode: %w", creq.Route, err)
 	}
-	out, err := n.Call(ctx, serverID, route, body)
+	creq.Body, creq.TargetEpoch = body, target.Epoch
+	out, err := n.Call(ctx, target.ID, creq)
 	if err != nil {
-		return fmt.Errorf("call %s on %s: %w", route, serverID, err)
+		return fmt.Errorf("call %s on %s: %w", creq.Route, target.ID, err)
 	}
 	if resp == nil {
 		return nil
 	}
 	if err := json.Unmarshal(out, resp); err != nil {
-		return fmt.Errorf("call %s on %s: decode: %w", route, serverID, err)
+		return fmt.Errorf("call %s on %s: decode: %w", creq.Route, target.ID, err)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/shaddock/shaddock/connector"
 	"github.com/shaddock/shaddock/handler"
@@ -12,18 +13,26 @@ import (
 )
 
 // frontend decides, per client message, whether the route runs here or on
-// a backend, and serves the session operations backends ask of it.
+// a backend (and which), and serves the session operations backends ask of
+// it.
 type frontend struct {
-	typ    string
-	srv    *connector.Server
-	node   *rpc.Node
-	local  *handler.Mux
-	routes map[string]rpc.RouteFunc
+	typ      string
+	srv      *connector.Server
+	node     *rpc.Node
+	local    *handler.Mux
+	routes   map[string]rpc.RouteFunc
+	stateful map[string]stateful
+	pins     *placements
 }
 
-func newFrontend(typ string, node *rpc.Node, handlers *handler.Mux, routes map[string]rpc.RouteFunc) *frontend {
-	return &frontend{typ: typ, node: node, local: handlers, routes: routes}
+func newFrontend(typ string, node *rpc.Node, handlers *handler.Mux, routes map[string]rpc.RouteFunc,
+	st map[string]stateful, log *slog.Logger) *frontend {
+	return &frontend{typ: typ, node: node, local: handlers, routes: routes, stateful: st,
+		pins: newPlacements(node.Membership(), log)}
 }
+
+// close waits for the frontend's own goroutines.
+func (f *frontend) close() { f.pins.close() }
 
 // serve is the connector's handler.
 func (f *frontend) serve(ctx context.Context, r handler.Request) ([]byte, error) {
@@ -40,25 +49,13 @@ func (f *frontend) serve(ctx context.Context, r handler.Request) ([]byte, error)
 		// Frontends serve their routes to their own clients only.
 		return nil, handler.Errorf(handler.CodeNotFound, "route %q is served by %s servers: connect to one", r.Route, typ)
 	}
-	servers := f.node.Membership().Eligible(typ)
-	if len(servers) == 0 {
-		return nil, handler.Errorf(handler.CodeUnavailable, "no %s server available", typ)
-	}
-	route := f.routes[typ]
-	if route == nil {
-		route = rpc.DefaultRoute
-	}
-	target, err := route(r, servers)
+	s := r.Session
+	target, err := f.target(ctx, s, typ, r)
 	if err != nil {
-		if herr := (*handler.Error)(nil); errors.As(err, &herr) {
-			return nil, err // the route function's own answer
-		}
-		return nil, &handler.Error{Code: handler.CodeInternal, Msg: "internal server error", Err: fmt.Errorf("route %s: %w", r.Route, err)}
+		return nil, err
 	}
-	s := r.Session.(*connector.Session)
 	rep, err := f.node.Forward(ctx, target.ID, &clusterpb.ForwardRequest{
-		Route: r.Route, Body: r.Body, Notify: r.Notify,
-		Session: &clusterpb.Session{FrontendId: s.FrontendID(), Id: s.ID(), Uid: s.UID(), Settings: s.SettingsView()},
+		Route: r.Route, Body: r.Body, Notify: r.Notify, Session: sessionSnapshot(s), TargetEpoch: target.Epoch,
 	})
 	if rep != nil {
 		for k, v := range rep.Settings {
@@ -69,6 +66,48 @@ func (f *frontend) serve(ctx context.Context, r handler.Request) ([]byte, error)
 		return nil, err
 	}
 	return rep.Body, nil
+}
+
+// target picks the server instance for s's messages of type typ (r is the
+// message, for route functions): where its key is placed for a stateful
+// type, else what the type's route function (default: crc32 of the uid)
+// picks among the running servers.
+func (f *frontend) target(ctx context.Context, s handler.Session, typ string, r handler.Request) (rpc.Instance, error) {
+	if st, ok := f.stateful[typ]; ok {
+		return f.placeFor(ctx, s, typ, st)
+	}
+	servers := f.node.Membership().Eligible(typ)
+	if len(servers) == 0 {
+		return rpc.Instance{}, handler.Errorf(handler.CodeUnavailable, "no %s server available", typ)
+	}
+	route := f.routes[typ]
+	if route == nil {
+		route = rpc.DefaultRoute
+	}
+	m, err := route(r, servers)
+	if err != nil {
+		if herr := (*handler.Error)(nil); errors.As(err, &herr) {
+			return rpc.Instance{}, err // the route function's own answer
+		}
+		return rpc.Instance{}, &handler.Error{Code: handler.CodeInternal, Msg: "internal server error", Err: fmt.Errorf("route %s: %w", r.Route, err)}
+	}
+	return m.Instance(), nil
+}
+
+// sessionSnapshot is s as backends get it with a forwarded message or a
+// remote called for it.
+func sessionSnapshot(s handler.Session) *clusterpb.Session {
+	if cs, ok := s.(*connector.Session); ok {
+		return &clusterpb.Session{FrontendId: cs.FrontendID(), FrontendEpoch: cs.FrontendEpoch(), Id: cs.ID(), Uid: cs.UID(), Settings: cs.SettingsView()}
+	}
+	snap := &clusterpb.Session{FrontendId: s.FrontendID(), Id: s.ID(), Uid: s.UID()}
+	if e, ok := s.(interface{ FrontendEpoch() uint64 }); ok {
+		snap.FrontendEpoch = e.FrontendEpoch()
+	}
+	if v, ok := s.(interface{ SettingsView() map[string]string }); ok {
+		snap.Settings = v.SettingsView()
+	}
+	return snap
 }
 
 // Push implements rpc.Frontend.
@@ -108,6 +147,21 @@ func (f *frontend) Bind(ctx context.Context, sessionID int64, uid string) cluste
 	default:
 		return clusterpb.BindStatus_BIND_SESSION_GONE
 	}
+}
+
+// Check implements rpc.Frontend.
+func (f *frontend) Check(sessionIDs []int64, uids []string) (goneIDs []int64, goneUIDs []string) {
+	for _, id := range sessionIDs {
+		if f.srv.Session(id) == nil {
+			goneIDs = append(goneIDs, id)
+		}
+	}
+	for _, uid := range uids {
+		if f.srv.SessionByUID(uid) == nil {
+			goneUIDs = append(goneUIDs, uid)
+		}
+	}
+	return goneIDs, goneUIDs
 }
 
 // Kick implements rpc.Frontend.

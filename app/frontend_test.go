@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -59,7 +60,8 @@ func TestFrontendRouteErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer node.Close()
-	f := newFrontend("connector", node, mux, map[string]rpc.RouteFunc{"chat": rpc.RouteBySetting("rid")})
+	f := newFrontend("connector", node, mux, map[string]rpc.RouteFunc{"chat": rpc.RouteBySetting("rid")}, nil, slog.Default())
+	defer f.close()
 	for _, tc := range []struct {
 		route string
 		code  int

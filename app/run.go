@@ -145,7 +145,9 @@ type runner struct {
 
 	node     *rpc.Node
 	registry *rpc.Registry
+	back     *backend.Server
 	front    *connector.Server
+	fe       *frontend
 	stopOnce sync.Once
 	stopped  chan stopRequest
 }
@@ -164,6 +166,14 @@ func (r *runner) run(ctx context.Context, secret, master string) error {
 	}
 	a.handlers.Seal()
 	a.remotes.Seal()
+	for typ, st := range a.stateful {
+		if st.setting == "" {
+			return fmt.Errorf("app: Holds(%q) without Stateful(%q, setting)", typ, typ)
+		}
+		if a.routes[typ] != nil {
+			return fmt.Errorf("app: %q is both routed (Route) and stateful (Stateful): a stateful type is routed by its placement", typ)
+		}
+	}
 
 	// Construct everything first and serve last: once the node serves,
 	// peers may push into the frontend and call the backend at once.
@@ -174,17 +184,37 @@ func (r *runner) run(ctx context.Context, secret, master string) error {
 	}
 	r.node = node
 	back := backend.New(backend.Config{ID: self.ID, Handlers: a.handlers, Remotes: a.remotes, Cluster: node, Logger: r.log})
-	handlers := rpc.Handlers{Call: back.Call}
+	r.back = back
+	handlers := rpc.Handlers{Call: back.Call, Gone: back.Gone}
+	if st, ok := a.stateful[self.Type]; ok {
+		handlers.Holds = back.Holds
+		if st.holds != nil {
+			handlers.Holds = st.holds
+		}
+	}
+	var fe *frontend
+	// abort releases what was built when the server cannot start.
+	abort := func() {
+		if r.front != nil {
+			r.front.Close()
+		}
+		if fe != nil {
+			fe.close()
+		}
+		back.Close()
+		node.Close()
+	}
 	if self.Frontend {
-		fe := newFrontend(self.Type, node, a.handlers, a.routes)
-		ccfg := connector.Config{ID: self.ID, Type: self.Type, Handler: fe.serve, Dictionary: dict, Logger: r.log,
+		fe = newFrontend(self.Type, node, a.handlers, a.routes, a.stateful, r.log)
+		r.fe = fe
+		ccfg := connector.Config{ID: self.ID, Type: self.Type, Epoch: self.Epoch, Handler: fe.serve, Dictionary: dict, Logger: r.log,
 			OnSessionClosed: r.sessionClosed, Protos: a.protos, TLS: r.tls}
 		for _, fn := range a.frontendFn {
 			fn(self.Type, &ccfg)
 		}
 		front, err := connector.New(ccfg)
 		if err != nil {
-			node.Close()
+			abort()
 			return err
 		}
 		fe.srv, r.front = front, front
@@ -195,12 +225,12 @@ func (r *runner) run(ctx context.Context, secret, master string) error {
 
 	a.mu.Lock()
 	a.info = Info{ID: self.ID, Type: self.Type, Env: r.o.env, Frontend: self.Frontend, Group: self.Group, TLS: r.tls}
-	a.node, a.backend, a.front, a.log = node, back, r.front, r.log
+	a.node, a.backend, a.front, a.fe, a.log = node, back, r.front, fe, r.log
 	a.mu.Unlock()
 
 	clusterLn, err := net.Listen("tcp", self.Addr())
 	if err != nil {
-		node.Close()
+		abort()
 		return fmt.Errorf("listen for the cluster on %s: %w", self.Addr(), err)
 	}
 	var wg sync.WaitGroup
@@ -227,7 +257,8 @@ func (r *runner) run(ctx context.Context, secret, master string) error {
 		addr := net.JoinHostPort(clientListenHost(self), strconv.Itoa(self.ClientPort))
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			node.Close()
+			stopRegistry()
+			abort()
 			return fmt.Errorf("listen for clients on %s: %w", addr, err)
 		}
 		wg.Add(1)
@@ -307,6 +338,10 @@ func (r *runner) shutdown(req stopRequest) {
 	if err := r.node.Shutdown(ctx); err != nil {
 		r.log.Warn("cluster requests did not all finish in time", "err", err)
 	}
+	r.back.Close()
+	if r.fe != nil {
+		r.fe.close()
+	}
 	r.log.Info("server stopped", "took", time.Since(start).Round(time.Millisecond))
 }
 
@@ -317,7 +352,11 @@ func (r *runner) connections() int {
 	return r.front.Len()
 }
 
+// sessionClosed runs the game's close hooks, then forgets where the
+// session was placed (the hooks may still call the servers it was placed
+// on: CallFor).
 func (r *runner) sessionClosed(s *connector.Session) {
+	defer r.fe.pins.forget(s.ID())
 	if len(r.a.onClosed) == 0 {
 		return
 	}

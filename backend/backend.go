@@ -14,10 +14,11 @@ import (
 // Cluster is what a backend needs from the cluster transport; *rpc.Node
 // implements it.
 type Cluster interface {
-	Push(ctx context.Context, frontendID string, req *clusterpb.PushRequest) (*clusterpb.PushReply, error)
 	PushMany(ctx context.Context, reqs map[string]*clusterpb.PushRequest, wait bool) (map[string]*clusterpb.PushReply, error)
-	Bind(ctx context.Context, frontendID string, sessionID int64, uid string) (clusterpb.BindStatus, error)
+	Bind(ctx context.Context, frontend rpc.Instance, sessionID int64, uid string) (clusterpb.BindStatus, error)
 	Kick(ctx context.Context, frontendID string, req *clusterpb.KickRequest) (int, error)
+	KickEventually(frontend rpc.Instance, sessionIDs []int64, uids []string, reason string)
+	Check(ctx context.Context, frontend rpc.Instance, sessionIDs []int64, uids []string) (*clusterpb.CheckReply, error)
 	Membership() *rpc.Membership
 }
 
@@ -30,13 +31,14 @@ type Config struct {
 	Logger   *slog.Logger
 }
 
-// Server serves forwarded messages and remotes; plug Forward and Call into
-// the rpc node's configuration.
+// Server serves forwarded messages and remotes; plug Forward, Call, Holds
+// and Gone into the rpc node's handlers. Close it after the node.
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	sessions *SessionService
 	channels *ChannelService
+	gone     *goneSessions
 }
 
 // New returns a backend server.
@@ -53,9 +55,25 @@ func New(cfg Config) *Server {
 	cfg.Handlers.Seal()
 	cfg.Remotes.Seal()
 	log := cfg.Logger.With("server", cfg.ID)
-	return &Server{cfg: cfg, log: log,
+	b := &Server{cfg: cfg, log: log,
 		sessions: &SessionService{cluster: cfg.Cluster},
 		channels: newChannelService(cfg.Cluster, log)}
+	b.gone = newGoneSessions(b.channels, cfg.Cluster, log)
+	return b
+}
+
+// Close stops dropping state of gone sessions and waits for what is
+// running; it is idempotent.
+func (b *Server) Close() { b.gone.close() }
+
+// Holds reports how much state this server holds for key: the members of
+// the channel named key. It is the default of rpc.Handlers.Holds.
+func (b *Server) Holds(key string) int64 { return b.channels.Size(key) }
+
+// Gone takes the sessions a push found gone (rpc.Handlers.Gone): they are
+// dropped from the channels.
+func (b *Server) Gone(frontend rpc.Instance, sessionIDs []int64, uids []string) {
+	b.gone.report(frontend, sessionIDs, uids)
 }
 
 // Sessions returns the session service.
@@ -78,14 +96,19 @@ func (b *Server) Forward(ctx context.Context, req *clusterpb.ForwardRequest) *cl
 	return &clusterpb.ForwardReply{Body: resp, Error: rpc.ErrorReply(err), Settings: s.changes()}
 }
 
-// Call serves one remote call.
+// Call serves one remote call. A call made for a session (App.CallFor)
+// hands the remote that session, as a forwarded request's handler gets it.
 func (b *Server) Call(ctx context.Context, req *clusterpb.CallRequest) *clusterpb.CallReply {
 	var (
 		resp []byte
 		err  error
 	)
+	r := handler.Request{Route: req.Route, Body: req.Body}
+	if req.Session != nil {
+		r.Session = newSession(req.Session, b.cfg.Cluster)
+	}
 	b.safely(req.Route, func() {
-		resp, err = b.cfg.Remotes.Serve(ctx, handler.Request{Route: req.Route, Body: req.Body})
+		resp, err = b.cfg.Remotes.Serve(ctx, r)
 	}, &err)
 	b.logFailure(req.Route, err)
 	return &clusterpb.CallReply{Body: resp, Error: rpc.ErrorReply(err)}

@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -16,25 +17,25 @@ import (
 // fakeCluster records what a backend sends to frontends (a unit-test stand-in
 // for rpc.Node; the e2e tests run the real one).
 type fakeCluster struct {
+	mem *rpc.Membership
+
 	mu      sync.Mutex
 	pushes  map[string][]*clusterpb.PushRequest // by frontend
 	online  map[string]bool                     // uids with a session
 	binds   []string
 	kicked  []int64
+	later   []string // KickEventually calls: "inst: sessions uids"
+	checks  []string // Check calls
+	gone    map[int64]bool
 	bindErr clusterpb.BindStatus
 }
 
 func newFake(online ...string) *fakeCluster {
-	f := &fakeCluster{pushes: map[string][]*clusterpb.PushRequest{}, online: map[string]bool{}}
+	f := &fakeCluster{mem: rpc.NewMembership(), pushes: map[string][]*clusterpb.PushRequest{}, online: map[string]bool{}, gone: map[int64]bool{}}
 	for _, u := range online {
 		f.online[u] = true
 	}
 	return f
-}
-
-func (f *fakeCluster) Push(ctx context.Context, fe string, req *clusterpb.PushRequest) (*clusterpb.PushReply, error) {
-	reps, err := f.PushMany(ctx, map[string]*clusterpb.PushRequest{fe: req}, true)
-	return reps[fe], err
 }
 
 func (f *fakeCluster) PushMany(ctx context.Context, reqs map[string]*clusterpb.PushRequest, wait bool) (map[string]*clusterpb.PushReply, error) {
@@ -52,12 +53,17 @@ func (f *fakeCluster) PushMany(ctx context.Context, reqs map[string]*clusterpb.P
 				rep.MissingUids = append(rep.MissingUids, u)
 			}
 		}
+		for _, id := range r.SessionIds {
+			if f.gone[id] {
+				rep.MissingSessionIds = append(rep.MissingSessionIds, id)
+			}
+		}
 		out[fe] = rep
 	}
 	return out, nil
 }
 
-func (f *fakeCluster) Bind(ctx context.Context, fe string, sid int64, uid string) (clusterpb.BindStatus, error) {
+func (f *fakeCluster) Bind(ctx context.Context, fe rpc.Instance, sid int64, uid string) (clusterpb.BindStatus, error) {
 	f.binds = append(f.binds, uid)
 	return f.bindErr, nil
 }
@@ -67,16 +73,42 @@ func (f *fakeCluster) Kick(ctx context.Context, fe string, req *clusterpb.KickRe
 	return len(req.SessionIds), nil
 }
 
-func (f *fakeCluster) Membership() *rpc.Membership { return rpc.NewMembership() }
+func (f *fakeCluster) KickEventually(fe rpc.Instance, sids []int64, uids []string, reason string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	slices.Sort(sids)
+	f.later = append(f.later, fmt.Sprintf("%s: %v %v", fe, sids, uids))
+}
+
+func (f *fakeCluster) Check(ctx context.Context, fe rpc.Instance, sids []int64, uids []string) (*clusterpb.CheckReply, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	slices.Sort(sids)
+	f.checks = append(f.checks, fmt.Sprintf("%s: %v", fe, sids))
+	rep := &clusterpb.CheckReply{}
+	for _, id := range sids {
+		if f.gone[id] {
+			rep.GoneSessionIds = append(rep.GoneSessionIds, id)
+		}
+	}
+	return rep, nil
+}
+
+func (f *fakeCluster) Membership() *rpc.Membership { return f.mem }
+
+// member is a channel member: uid u on frontend fe (epoch 1), session sid.
+func member(u, fe string, sid int64) Target {
+	return Target{UID: u, FrontendID: fe, FrontendEpoch: 1, SessionID: sid}
+}
 
 func TestChannelPushOneMessagePerFrontendEncodedOnce(t *testing.T) {
 	f := newFake("a*r", "b*r", "c*r")
 	b := New(Config{ID: "chat-1", Cluster: f})
 	ch := b.Channels().GetOrCreate("r")
-	ch.Add("a*r", "conn-1")
-	ch.Add("b*r", "conn-2")
-	ch.Add("c*r", "conn-1")
-	if ch.Add("a*r", "conn-1") {
+	ch.Add(Target{UID: "a*r", FrontendID: "conn-1"})
+	ch.Add(Target{UID: "b*r", FrontendID: "conn-2"})
+	ch.Add(Target{UID: "c*r", FrontendID: "conn-1"})
+	if ch.Add(Target{UID: "a*r", FrontendID: "conn-1"}) {
 		t.Fatal("duplicate member added")
 	}
 	if err := ch.Push(context.Background(), "onChat", map[string]string{"msg": "hi"}); err != nil {
@@ -104,8 +136,8 @@ func TestChannelPushOneMessagePerFrontendEncodedOnce(t *testing.T) {
 	if got := ch.Members(); !slices.Equal(got, []string{"b*r", "c*r"}) {
 		t.Fatalf("members %v", got)
 	}
-	if fe, ok := ch.Member("c*r"); !ok || fe != "conn-1" {
-		t.Fatalf("Member: %q %v", fe, ok)
+	if m, ok := ch.Member("c*r"); !ok || m.FrontendID != "conn-1" {
+		t.Fatalf("Member: %+v %v", m, ok)
 	}
 }
 
@@ -120,7 +152,7 @@ func TestPushToUIDsReportsMissingSessions(t *testing.T) {
 	// A channel push does not wait for the frontends: it reports nothing
 	// about members that left (Pomelo's pushMessage does not either).
 	ch := b.Channels().GetOrCreate("r")
-	ch.Add("gone*r", "conn-1")
+	ch.Add(Target{UID: "gone*r", FrontendID: "conn-1"})
 	if err := ch.Push(context.Background(), "onChat", []byte(`{}`)); err != nil {
 		t.Fatalf("channel push: %v", err)
 	}

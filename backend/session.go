@@ -9,11 +9,14 @@ import (
 
 	"github.com/shaddock/shaddock/handler"
 	"github.com/shaddock/shaddock/proto/clusterpb"
+	"github.com/shaddock/shaddock/rpc"
 )
 
 // session is the handler.Session a backend handler gets: a snapshot of the
 // frontend session, whose changes go back with the reply (settings) or to
-// the frontend at once (bind, push, kick).
+// the frontend at once (bind, push, kick). Those calls name the frontend
+// instance: a snapshot outliving its frontend reaches no session of the
+// frontend's successor.
 type session struct {
 	snap    *clusterpb.Session
 	cluster Cluster
@@ -32,6 +35,14 @@ func newSession(snap *clusterpb.Session, c Cluster) *session {
 
 func (s *session) ID() int64          { return s.snap.Id }
 func (s *session) FrontendID() string { return s.snap.FrontendId }
+
+// FrontendEpoch returns the epoch of the frontend instance holding the
+// session (see TargetOf).
+func (s *session) FrontendEpoch() uint64 { return s.snap.FrontendEpoch }
+
+func (s *session) frontend() rpc.Instance {
+	return rpc.Instance{ID: s.snap.FrontendId, Epoch: s.snap.FrontendEpoch}
+}
 
 func (s *session) UID() string {
 	s.mu.Lock()
@@ -64,8 +75,26 @@ func (s *session) changes() map[string]string {
 	return s.changed
 }
 
+// SettingsView returns the session's settings with the changes made here.
+// The map must not be modified.
+func (s *session) SettingsView() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.changed) == 0 {
+		return s.snap.Settings
+	}
+	out := make(map[string]string, len(s.snap.Settings)+len(s.changed))
+	for k, v := range s.snap.Settings {
+		out[k] = v
+	}
+	for k, v := range s.changed {
+		out[k] = v
+	}
+	return out
+}
+
 func (s *session) Bind(ctx context.Context, uid string) error {
-	if err := bindStatusError(s.cluster.Bind(ctx, s.snap.FrontendId, s.snap.Id, uid)); err != nil {
+	if err := bindStatusError(s.cluster.Bind(ctx, s.frontend(), s.snap.Id, uid)); err != nil {
 		return fmt.Errorf("bind %q: %w", uid, err)
 	}
 	s.mu.Lock()
@@ -91,13 +120,23 @@ func bindStatusError(st clusterpb.BindStatus, err error) error {
 }
 
 func (s *session) Push(ctx context.Context, route string, v any) error {
-	return pushTo(ctx, s.cluster, s.snap.FrontendId, route, v, []int64{s.snap.Id}, nil)
+	return pushTargets(ctx, s.cluster, route, v, []Target{TargetOf(s)}, true)
 }
 
 func (s *session) Kick(ctx context.Context, reason string) error {
-	n, err := s.cluster.Kick(ctx, s.snap.FrontendId, &clusterpb.KickRequest{SessionIds: []int64{s.snap.Id}, Reason: reason})
+	return kick(ctx, s.cluster, TargetOf(s), reason)
+}
+
+func kick(ctx context.Context, c Cluster, t Target, reason string) error {
+	req := &clusterpb.KickRequest{Reason: reason, Epoch: t.FrontendEpoch}
+	if t.SessionID != 0 {
+		req.SessionIds = []int64{t.SessionID}
+	} else {
+		req.Uids = []string{t.UID}
+	}
+	n, err := c.Kick(ctx, t.FrontendID, req)
 	if err != nil {
-		return err
+		return fmt.Errorf("kick %s on %s: %w", t.UID, t.FrontendID, err)
 	}
 	if n == 0 {
 		return handler.ErrSessionGone
@@ -117,28 +156,6 @@ func encode(v any) ([]byte, error) {
 	return json.Marshal(v)
 }
 
-func pushTo(ctx context.Context, c Cluster, frontendID, route string, v any, sids []int64, uids []string) error {
-	body, err := encode(v)
-	if err != nil {
-		return fmt.Errorf("push %s: encode: %w", route, err)
-	}
-	rep, err := c.Push(ctx, frontendID, &clusterpb.PushRequest{Route: route, Body: body, SessionIds: sids, Uids: uids})
-	if err != nil {
-		return err
-	}
-	if len(rep.MissingSessionIds) > 0 || len(rep.MissingUids) > 0 {
-		return fmt.Errorf("push %s to %s: %w", route, frontendID, handler.ErrSessionGone)
-	}
-	return nil
-}
-
-// Target names a user's session: the uid and the frontend holding it (as
-// channels record members).
-type Target struct {
-	UID        string
-	FrontendID string
-}
-
 // SessionService lets backend code reach sessions it is not handling a
 // message for: push to users, kick them.
 type SessionService struct {
@@ -152,9 +169,22 @@ func (ss *SessionService) PushToUIDs(ctx context.Context, route string, v any, t
 	return pushTargets(ctx, ss.cluster, route, v, targets, true)
 }
 
-// pushTargets encodes v once and sends one request per frontend naming its
-// targets. With wait it reports the targets that had no session; without,
-// it returns once sent (see rpc.Node.PushMany).
+// PushToSession sends a push to one session and waits for the frontend's
+// answer: handler.ErrSessionGone if it has no such session.
+func (ss *SessionService) PushToSession(ctx context.Context, t Target, route string, v any) error {
+	return pushTargets(ctx, ss.cluster, route, v, []Target{t}, true)
+}
+
+// Kick kicks a user's session with reason; handler.ErrSessionGone if it was
+// not there.
+func (ss *SessionService) Kick(ctx context.Context, t Target, reason string) error {
+	return kick(ctx, ss.cluster, t, reason)
+}
+
+// pushTargets encodes v once and sends one request per frontend instance
+// naming its targets (by session id, or by uid for targets without one).
+// With wait it reports the targets that had no session; without, it
+// returns once sent (see rpc.Node.PushMany).
 func pushTargets(ctx context.Context, c Cluster, route string, v any, targets []Target, wait bool) error {
 	if len(targets) == 0 {
 		return nil
@@ -164,32 +194,37 @@ func pushTargets(ctx context.Context, c Cluster, route string, v any, targets []
 		return fmt.Errorf("push %s: encode: %w", route, err)
 	}
 	reqs := make(map[string]*clusterpb.PushRequest, 2)
+	var others []Target // of another instance of a frontend already in reqs
 	for _, t := range targets {
 		r := reqs[t.FrontendID]
 		if r == nil {
-			r = &clusterpb.PushRequest{Route: route, Body: body}
+			r = &clusterpb.PushRequest{Route: route, Body: body, Epoch: t.FrontendEpoch}
 			reqs[t.FrontendID] = r
+		} else if r.Epoch != t.FrontendEpoch {
+			others = append(others, t)
+			continue
 		}
-		r.Uids = append(r.Uids, t.UID)
+		if t.SessionID != 0 {
+			r.SessionIds = append(r.SessionIds, t.SessionID)
+		} else {
+			r.Uids = append(r.Uids, t.UID)
+		}
 	}
 	replies, err := c.PushMany(ctx, reqs, wait)
 	var missing []string
 	for _, rep := range replies {
+		for _, id := range rep.MissingSessionIds {
+			missing = append(missing, fmt.Sprintf("session %d", id))
+		}
 		missing = append(missing, rep.MissingUids...)
 	}
 	if len(missing) > 0 {
 		err = errors.Join(err, fmt.Errorf("push %s: no session for %v: %w", route, missing, handler.ErrSessionGone))
 	}
+	if len(others) > 0 {
+		// Rare: one frontend's sessions recorded under two instances (one of
+		// them is gone and about to be dropped).
+		err = errors.Join(err, pushTargets(ctx, c, route, body, others, wait))
+	}
 	return err
-}
-
-// PushToSession sends a push to one session of a frontend.
-func (ss *SessionService) PushToSession(ctx context.Context, frontendID string, sessionID int64, route string, v any) error {
-	return pushTo(ctx, ss.cluster, frontendID, route, v, []int64{sessionID}, nil)
-}
-
-// KickUID kicks a user's session on a frontend and reports whether it existed.
-func (ss *SessionService) KickUID(ctx context.Context, frontendID, uid, reason string) (bool, error) {
-	n, err := ss.cluster.Kick(ctx, frontendID, &clusterpb.KickRequest{Uids: []string{uid}, Reason: reason})
-	return n > 0, err
 }

@@ -27,6 +27,9 @@ const (
 type Config struct {
 	ID   string // server id, e.g. "connector-server-1"
 	Type string // server type, e.g. "connector"
+	// Epoch names this instance of the server (see rpc.Member.Epoch);
+	// sessions report it with FrontendEpoch. 0 when none was given.
+	Epoch uint64
 
 	// Handler serves every request and notify of a session. Required.
 	Handler handler.Func

@@ -103,6 +103,10 @@ func (s *Session) ID() int64 { return s.id }
 // FrontendID returns the id of the server holding the connection.
 func (s *Session) FrontendID() string { return s.srv.cfg.ID }
 
+// FrontendEpoch returns the epoch of the server instance holding the
+// connection (Config.Epoch): session ids are unique per instance.
+func (s *Session) FrontendEpoch() uint64 { return s.srv.cfg.Epoch }
+
 // UID returns the bound user id, "" before Bind.
 func (s *Session) UID() string {
 	if p := s.uid.Load(); p != nil {

@@ -36,7 +36,7 @@ func BenchmarkRoundTripUnary(b *testing.B) {
 	b.SetParallelism(16)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := be.Bind(ctx, "fe-1", 7, "u"); err != nil {
+			if _, err := be.Bind(ctx, Instance{ID: "fe-1"}, 7, "u"); err != nil {
 				b.Fatal(err)
 			}
 		}

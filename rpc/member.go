@@ -21,6 +21,20 @@ const (
 	StateLost     = masterpb.ServerState_LOST
 )
 
+// StateFailed is a server that could not be started.
+const StateFailed = masterpb.ServerState_FAILED
+
+// Instance names one process of a server: its id and epoch. State that
+// points at a server's sessions or holds a key for it names the instance,
+// so a restarted server (a higher epoch) is never taken for its
+// predecessor. Epoch 0 (a server the master did not start) matches any.
+type Instance struct {
+	ID    string
+	Epoch uint64
+}
+
+func (i Instance) String() string { return i.ID + "#" + strconv.FormatUint(i.Epoch, 10) }
+
 // Member is one server of the cluster.
 type Member struct {
 	ID, Type   string
@@ -38,6 +52,9 @@ type Member struct {
 	Epoch uint64
 	State State
 }
+
+// Instance returns the member's instance.
+func (m Member) Instance() Instance { return Instance{m.ID, m.Epoch} }
 
 // Addr is the member's cluster (gRPC) address.
 func (m Member) Addr() string { return net.JoinHostPort(m.Host, strconv.Itoa(m.Port)) }

@@ -17,18 +17,22 @@ type Membership struct {
 	watchers []func()
 	view     atomic.Pointer[view]
 	version  atomic.Uint64
+	replaced atomic.Uint64 // Replace calls: snapshots from the registry
 }
 
 type view struct {
 	byID      map[string]Member
 	eligible  map[string][]Member // running, reachable, sorted by id; per type
+	serving   map[string][]Member // running or draining, reachable, sorted by id; per type
 	frontends map[string]bool     // types whose servers are frontends
+	down      map[string]bool     // members this server cannot reach
 }
 
 // NewMembership returns an empty view.
 func NewMembership() *Membership {
 	m := &Membership{members: make(map[string]Member), down: make(map[string]bool)}
-	m.view.Store(&view{byID: map[string]Member{}, eligible: map[string][]Member{}, frontends: map[string]bool{}})
+	m.view.Store(&view{byID: map[string]Member{}, eligible: map[string][]Member{}, serving: map[string][]Member{},
+		frontends: map[string]bool{}, down: map[string]bool{}})
 	return m
 }
 
@@ -39,6 +43,7 @@ func (m *Membership) Replace(members []Member) {
 	for _, mem := range members {
 		m.members[mem.ID] = mem
 	}
+	m.replaced.Add(1)
 	m.rebuild()
 }
 
@@ -75,18 +80,32 @@ func (m *Membership) SetDown(id string, down bool) {
 // rebuild publishes a new snapshot and notifies watchers; called with mu held,
 // it releases it.
 func (m *Membership) rebuild() {
-	v := &view{byID: make(map[string]Member, len(m.members)), eligible: make(map[string][]Member), frontends: make(map[string]bool)}
+	v := &view{byID: make(map[string]Member, len(m.members)), eligible: make(map[string][]Member),
+		serving: make(map[string][]Member), frontends: make(map[string]bool), down: make(map[string]bool, len(m.down))}
+	for id := range m.down {
+		v.down[id] = true
+	}
 	for id, mem := range m.members {
 		v.byID[id] = mem
 		if mem.Frontend {
 			v.frontends[mem.Type] = true
 		}
-		if mem.State == StateRunning && !m.down[id] {
+		if m.down[id] {
+			continue
+		}
+		if mem.State == StateRunning {
 			v.eligible[mem.Type] = append(v.eligible[mem.Type], mem)
 		}
+		if mem.State == StateRunning || mem.State == StateDraining {
+			v.serving[mem.Type] = append(v.serving[mem.Type], mem)
+		}
 	}
+	byID := func(a, b Member) int { return compareIDs(a.ID, b.ID) }
 	for _, list := range v.eligible {
-		slices.SortFunc(list, func(a, b Member) int { return compareIDs(a.ID, b.ID) })
+		slices.SortFunc(list, byID)
+	}
+	for _, list := range v.serving {
+		slices.SortFunc(list, byID)
 	}
 	m.view.Store(v)
 	m.version.Add(1)
@@ -126,6 +145,54 @@ func (m *Membership) Get(id string) (Member, bool) {
 func (m *Membership) Eligible(typ string) []Member {
 	return m.view.Load().eligible[typ]
 }
+
+// Serving returns the servers of a type that serve what they hold: running
+// or draining (no new keys, but the keys they hold stay), reachable; sorted
+// by id. The slice is shared: do not modify it.
+func (m *Membership) Serving(typ string) []Member {
+	return m.view.Load().serving[typ]
+}
+
+// Usable reports whether instance i serves now: it is the member's current
+// instance, running or draining, and reachable from here.
+func (m *Membership) Usable(i Instance) bool {
+	v := m.view.Load()
+	mem, ok := v.byID[i.ID]
+	return ok && sameInstance(mem, i) && (mem.State == StateRunning || mem.State == StateDraining) && !v.down[i.ID]
+}
+
+// Ended reports whether instance i is over as far as this view tells: its
+// member is gone, was replaced by a higher epoch, or is lost, stopped or
+// failed (an instance newer than the view's is not ended: the view lags). The sessions and state it held are gone with it (a lost server may
+// still run behind a partition, but the cluster has given up on it).
+// Stopping is not ended: a stopping server finishes its work.
+func (m *Membership) Ended(i Instance) bool {
+	mem, ok := m.view.Load().byID[i.ID]
+	switch {
+	case !ok:
+		return true
+	case mem.Epoch != 0 && i.Epoch != 0 && mem.Epoch > i.Epoch:
+		return true // replaced
+	case mem.Epoch != 0 && i.Epoch != 0 && mem.Epoch < i.Epoch:
+		return false // a newer instance this view has not heard of yet
+	}
+	switch mem.State {
+	case StateLost, StateStopped, StateFailed:
+		return true
+	}
+	return false
+}
+
+// sameInstance reports whether mem is instance i; an epoch of 0 on either
+// side (a server the master did not start) matches.
+func sameInstance(mem Member, i Instance) bool {
+	return mem.Epoch == i.Epoch || mem.Epoch == 0 || i.Epoch == 0
+}
+
+// Snapshots counts the whole memberships received (Replace calls): after the
+// first, each one follows a reconnection to the registry, after which this
+// server may have been declared lost while it could not tell.
+func (m *Membership) Snapshots() uint64 { return m.replaced.Load() }
 
 // FrontendType reports whether servers of typ are frontends (as far as the
 // members known, in any state, tell).

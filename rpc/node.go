@@ -25,10 +25,14 @@ import (
 )
 
 // Frontend is what a frontend server lets its peers do to its sessions.
+// Requests naming another instance (epoch) of the server never reach it:
+// the node answers them as about sessions that do not exist.
 type Frontend interface {
 	Push(req *clusterpb.PushRequest) *clusterpb.PushReply
 	Bind(ctx context.Context, sessionID int64, uid string) clusterpb.BindStatus
 	Kick(ctx context.Context, req *clusterpb.KickRequest) int
+	// Check returns the sessions, of those given, that do not exist.
+	Check(sessionIDs []int64, uids []string) (goneSessionIDs []int64, goneUIDs []string)
 }
 
 // Config configures a Node.
@@ -50,6 +54,14 @@ type Handlers struct {
 	Call func(ctx context.Context, req *clusterpb.CallRequest) *clusterpb.CallReply
 	// Frontend serves pushes and session operations (frontends).
 	Frontend Frontend
+	// Holds reports how much state this server holds for a key (0: none),
+	// for placement (backends of stateful types; see Place).
+	Holds func(key string) int64
+	// Gone learns of sessions this server pushed to that their frontend
+	// instance does not have (closed, or never its), so state pointing at
+	// them can be dropped. It runs on a receiving goroutine: it must not
+	// block.
+	Gone func(inst Instance, sessionIDs []int64, uids []string)
 }
 
 // Node is a server's cluster endpoint: it serves the Cluster service to its
@@ -71,6 +83,9 @@ type Node struct {
 	mu     sync.Mutex
 	peers  map[string]*peer
 	closed bool
+
+	kmu   sync.Mutex
+	kicks map[Instance]*pendingKick // see KickEventually
 
 	inflight sync.WaitGroup // requests from peers being handled
 	// routines owns the node's goroutines (health watches, stream
@@ -100,7 +115,8 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{cfg: cfg, log: cfg.Logger.With("server", cfg.Self.ID), mem: cfg.Membership,
-		pool: workpool.New(10 * time.Second), ctx: ctx, cancel: cancel, peers: make(map[string]*peer)}
+		pool: workpool.New(10 * time.Second), ctx: ctx, cancel: cancel, peers: make(map[string]*peer),
+		kicks: make(map[Instance]*pendingKick)}
 	opts := append(RequireSecret(cfg.Secret, n.log),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 5 * time.Second, Timeout: 3 * time.Second}),
@@ -268,11 +284,8 @@ func (n *Node) dial(m Member) (*peer, error) {
 			func(r *clusterpb.PushReply) uint64 { return r.Seq }),
 	}
 	p.push.ackOf = func(r *clusterpb.PushReply) uint64 { return r.Acked }
-	p.push.onLost = func(lost []*clusterpb.PushRequest) { n.pushesLost(ctx, m.ID, lost) }
-	p.push.onReply = func(r *clusterpb.PushReply) {
-		n.log.Debug("push reached no session for some targets", "peer", m.ID,
-			"missing_sessions", len(r.MissingSessionIds), "missing_uids", len(r.MissingUids), "err", replyError(r.Error))
-	}
+	p.push.onLost = func(lost []*clusterpb.PushRequest) { n.pushesLost(m.ID, lost) }
+	p.push.onReply = func(r *clusterpb.PushReply) { n.pushReplied(m.ID, r) }
 	cc.Connect()
 	if !n.routines.Go(func() { n.watchHealth(ctx, p) }) {
 		p.close()
@@ -283,55 +296,19 @@ func (n *Node) dial(m Member) (*peer, error) {
 
 // pushesLost handles pushes a broken stream left unacknowledged: they may
 // not have reached their sessions, so those sessions are kicked (their
-// clients reconnect and catch up) rather than left silently out of date. The
-// kick is retried while the frontend is a member and unreachable.
-func (n *Node) pushesLost(ctx context.Context, id string, lost []*clusterpb.PushRequest) {
-	kick := &clusterpb.KickRequest{Reason: "connection between servers lost; please reconnect"}
-	seenS, seenU := map[int64]bool{}, map[string]bool{}
-	broadcasts := 0
+// clients reconnect and catch up) rather than left silently out of date.
+func (n *Node) pushesLost(id string, lost []*clusterpb.PushRequest) {
+	targets, broadcasts := 0, 0
 	for _, r := range lost {
 		if r.Broadcast {
 			broadcasts++
 		}
-		for _, sid := range r.SessionIds {
-			if !seenS[sid] {
-				seenS[sid] = true
-				kick.SessionIds = append(kick.SessionIds, sid)
-			}
-		}
-		for _, uid := range r.Uids {
-			if !seenU[uid] {
-				seenU[uid] = true
-				kick.Uids = append(kick.Uids, uid)
-			}
-		}
+		targets += len(r.SessionIds) + len(r.Uids)
 	}
 	n.log.Warn("push stream broke before pushes were acknowledged; kicking their sessions",
-		"peer", id, "pushes", len(lost), "sessions", len(kick.SessionIds)+len(kick.Uids), "broadcasts", broadcasts)
-	if len(kick.SessionIds)+len(kick.Uids) == 0 {
-		return
-	}
-	started := n.routines.Go(func() {
-		for attempt := 0; attempt < 30; attempt++ {
-			if _, ok := n.mem.Get(id); !ok {
-				return // gone from the cluster: its sessions went with it
-			}
-			kctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-			_, err := n.Kick(kctx, id, kick)
-			cancel()
-			if err == nil {
-				return
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
-			}
-		}
-		n.log.Error("could not kick the sessions of lost pushes", "peer", id)
-	})
-	if !started {
-		n.log.Warn("node closing; sessions of lost pushes not kicked", "peer", id)
+		"peer", id, "pushes", len(lost), "targets", targets, "broadcasts", broadcasts)
+	for _, r := range lost {
+		n.KickEventually(Instance{id, r.Epoch}, r.SessionIds, r.Uids, ReasonUndelivered)
 	}
 }
 
@@ -410,7 +387,7 @@ func (n *Node) Forward(ctx context.Context, id string, req *clusterpb.ForwardReq
 	defer cancel()
 	req.TimeoutMs = ms
 	if h := n.handlers(); id == n.cfg.Self.ID && h.Forward != nil {
-		rep := h.Forward(ctx, req)
+		rep := n.serveForward(ctx, h.Forward, req)
 		return rep, replyError(rep.Error)
 	}
 	p, err := n.peer(id)
@@ -424,13 +401,14 @@ func (n *Node) Forward(ctx context.Context, id string, req *clusterpb.ForwardReq
 	return rep, replyError(rep.Error)
 }
 
-// Call runs a user remote on server id.
-func (n *Node) Call(ctx context.Context, id, route string, body []byte) ([]byte, error) {
+// Call runs a user remote on server id; req carries the route, the body
+// and, for a call made for a session, the session.
+func (n *Node) Call(ctx context.Context, id string, req *clusterpb.CallRequest) ([]byte, error) {
 	ctx, cancel, ms := n.withDeadline(ctx)
 	defer cancel()
-	req := &clusterpb.CallRequest{Route: route, Body: body, TimeoutMs: ms, From: n.cfg.Self.ID}
+	req.TimeoutMs, req.From = ms, n.cfg.Self.ID
 	if h := n.handlers(); id == n.cfg.Self.ID && h.Call != nil {
-		rep := h.Call(ctx, req)
+		rep := n.serveCall(ctx, h.Call, req)
 		return rep.Body, replyError(rep.Error)
 	}
 	p, err := n.peer(id)
@@ -439,7 +417,7 @@ func (n *Node) Call(ctx context.Context, id, route string, body []byte) ([]byte,
 	}
 	rep, err := p.call.call(ctx, req, &n.callWaiters)
 	if err != nil {
-		return nil, callError("call "+route+" on", id, err)
+		return nil, callError("call "+req.Route+" on", id, err)
 	}
 	return rep.Body, replyError(rep.Error)
 }
@@ -480,7 +458,8 @@ func (n *Node) PushMany(ctx context.Context, reqs map[string]*clusterpb.PushRequ
 	for id, req := range reqs {
 		req.WantReply = wait
 		if fe := n.handlers().Frontend; id == n.cfg.Self.ID && fe != nil {
-			rep := fe.Push(req)
+			rep := n.servePush(fe, req)
+			n.pushReplied(id, rep)
 			if wait {
 				replies[id] = rep
 			}
@@ -490,17 +469,20 @@ func (n *Node) PushMany(ctx context.Context, reqs map[string]*clusterpb.PushRequ
 			continue
 		}
 		p, err := n.peer(id)
+		var in inflight[clusterpb.PushReply]
+		if err == nil {
+			var waiters *waiterPool[clusterpb.PushReply]
+			if wait {
+				waiters = &n.pushWaiters
+			}
+			in, err = p.push.start(req, waiters)
+			if err != nil {
+				err = callError("push "+req.Route+" to", id, err)
+			}
+		}
 		if err != nil {
 			note(err)
-			continue
-		}
-		var waiters *waiterPool[clusterpb.PushReply]
-		if wait {
-			waiters = &n.pushWaiters
-		}
-		in, err := p.push.start(req, waiters)
-		if err != nil {
-			note(callError("push "+req.Route+" to", id, err))
+			n.notDelivered(id, req, err)
 			continue
 		}
 		if wait {
@@ -513,6 +495,7 @@ func (n *Node) PushMany(ctx context.Context, reqs map[string]*clusterpb.PushRequ
 			note(callError("push to", id, err))
 			continue
 		}
+		n.pushReplied(id, rep)
 		replies[id] = rep
 		if err := replyError(rep.Error); err != nil {
 			note(err)
@@ -521,30 +504,61 @@ func (n *Node) PushMany(ctx context.Context, reqs map[string]*clusterpb.PushRequ
 	return replies, firstErr
 }
 
-// Bind binds uid to a session of frontend id.
-func (n *Node) Bind(ctx context.Context, id string, sessionID int64, uid string) (clusterpb.BindStatus, error) {
+// notDelivered handles a push that could not be sent to its frontend: its
+// sessions may be alive and would silently miss it, so they are kicked
+// (KickEventually: when the frontend can be reached again, if it is
+// unreachable; not at all if it is gone, its sessions with it).
+func (n *Node) notDelivered(id string, req *clusterpb.PushRequest, err error) {
+	inst := Instance{id, req.Epoch}
+	if !n.mayHoldSessions(inst) {
+		return
+	}
+	n.log.Warn("push not delivered; kicking its sessions", "peer", id, "route", req.Route,
+		"targets", len(req.SessionIds)+len(req.Uids), "err", err)
+	n.KickEventually(inst, req.SessionIds, req.Uids, ReasonUndelivered)
+}
+
+// pushReplied passes a push reply's missing targets on to Handlers.Gone.
+func (n *Node) pushReplied(id string, rep *clusterpb.PushReply) {
+	if rep.Error != nil {
+		n.log.Warn("frontend refused a push", "peer", id, "err", replyError(rep.Error))
+	}
+	if len(rep.MissingSessionIds)+len(rep.MissingUids) == 0 {
+		return
+	}
+	n.log.Debug("push reached no session for some targets", "peer", id,
+		"missing_sessions", len(rep.MissingSessionIds), "missing_uids", len(rep.MissingUids))
+	if gone := n.handlers().Gone; gone != nil {
+		gone(Instance{id, rep.Epoch}, rep.MissingSessionIds, rep.MissingUids)
+	}
+}
+
+// Bind binds uid to session sessionID of frontend instance inst.
+func (n *Node) Bind(ctx context.Context, inst Instance, sessionID int64, uid string) (clusterpb.BindStatus, error) {
 	ctx, cancel, _ := n.withDeadline(ctx)
 	defer cancel()
-	if fe := n.handlers().Frontend; id == n.cfg.Self.ID && fe != nil {
-		return fe.Bind(ctx, sessionID, uid), nil
+	req := &clusterpb.BindRequest{SessionId: sessionID, Uid: uid, Epoch: inst.Epoch}
+	if fe := n.handlers().Frontend; inst.ID == n.cfg.Self.ID && fe != nil {
+		return n.serveBind(ctx, fe, req), nil
 	}
-	p, err := n.peer(id)
+	p, err := n.peer(inst.ID)
 	if err != nil {
 		return 0, err
 	}
-	rep, err := p.client.Bind(ctx, &clusterpb.BindRequest{SessionId: sessionID, Uid: uid})
+	rep, err := p.client.Bind(ctx, req)
 	if err != nil {
-		return 0, callError("bind on", id, err)
+		return 0, callError("bind on", inst.ID, err)
 	}
 	return rep.Status, nil
 }
 
-// Kick kicks sessions of frontend id and returns how many it found.
+// Kick kicks sessions of frontend id (of instance req.Epoch, if set) and
+// returns how many it found.
 func (n *Node) Kick(ctx context.Context, id string, req *clusterpb.KickRequest) (int, error) {
 	ctx, cancel, _ := n.withDeadline(ctx)
 	defer cancel()
 	if fe := n.handlers().Frontend; id == n.cfg.Self.ID && fe != nil {
-		return fe.Kick(ctx, req), nil
+		return n.serveKick(ctx, fe, req), nil
 	}
 	p, err := n.peer(id)
 	if err != nil {
@@ -555,4 +569,43 @@ func (n *Node) Kick(ctx context.Context, id string, req *clusterpb.KickRequest) 
 		return 0, callError("kick on", id, err)
 	}
 	return int(rep.Kicked), nil
+}
+
+// Check asks frontend instance inst which of the given sessions it does not
+// have.
+func (n *Node) Check(ctx context.Context, inst Instance, sessionIDs []int64, uids []string) (*clusterpb.CheckReply, error) {
+	ctx, cancel, _ := n.withDeadline(ctx)
+	defer cancel()
+	req := &clusterpb.CheckRequest{Epoch: inst.Epoch, SessionIds: sessionIDs, Uids: uids}
+	if fe := n.handlers().Frontend; inst.ID == n.cfg.Self.ID && fe != nil {
+		return n.serveCheck(fe, req), nil
+	}
+	p, err := n.peer(inst.ID)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := p.client.Check(ctx, req)
+	if err != nil {
+		return nil, callError("check on", inst.ID, err)
+	}
+	return rep, nil
+}
+
+// holds asks server id how much state it holds for key.
+func (n *Node) holds(ctx context.Context, id, key string) (int64, error) {
+	if id == n.cfg.Self.ID {
+		if h := n.handlers().Holds; h != nil {
+			return h(key), nil
+		}
+		return 0, nil
+	}
+	p, err := n.peer(id)
+	if err != nil {
+		return 0, err
+	}
+	rep, err := p.client.Holds(ctx, &clusterpb.HoldsRequest{Key: key})
+	if err != nil {
+		return 0, callError("holds on", id, err)
+	}
+	return rep.Size, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,6 +54,15 @@ func (f *fakeFrontend) Bind(ctx context.Context, sid int64, uid string) clusterp
 	return clusterpb.BindStatus_BIND_OK
 }
 
+func (f *fakeFrontend) Check(sids []int64, uids []string) (gs []int64, gu []string) {
+	for _, id := range sids {
+		if id >= 100 {
+			gs = append(gs, id)
+		}
+	}
+	return gs, nil
+}
+
 func (f *fakeFrontend) Kick(ctx context.Context, req *clusterpb.KickRequest) int {
 	f.mu.Lock()
 	f.kicks = append(f.kicks, req)
@@ -66,6 +76,15 @@ type testNode struct {
 	*Node
 	ln   net.Listener
 	logs *syncBuffer
+
+	mu   sync.Mutex
+	gone []string // what Handlers.Gone reported: "inst: sessions uids"
+}
+
+func (n *testNode) goneReports() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.gone)
 }
 
 // syncBuffer is a log sink tests read.
@@ -86,34 +105,18 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// startNodes starts a frontend "fe" and a backend "be" that know each other.
+// startNodes starts a frontend "fe" (fe-1, epoch 5) and a backend "be"
+// (be-1, epoch 9) that know each other.
 func startNodes(t testing.TB) (fe, be *testNode, front *fakeFrontend) {
 	t.Helper()
 	lnF, _ := net.Listen("tcp", "127.0.0.1:0")
 	lnB, _ := net.Listen("tcp", "127.0.0.1:0")
-	member := func(id, typ string, ln net.Listener) Member {
-		host, port, _ := net.SplitHostPort(ln.Addr().String())
-		p, _ := strconv.Atoi(port)
-		return Member{ID: id, Type: typ, Host: host, Port: p, State: StateRunning}
-	}
-	mf, mb := member("fe-1", "connector", lnF), member("be-1", "chat", lnB)
+	mf, mb := memberOn("fe-1", "connector", 5, lnF), memberOn("be-1", "chat", 9, lnB)
+	mf.Frontend = true
 	front = &fakeFrontend{}
-	mk := func(self Member, ln net.Listener, h Handlers) *testNode {
-		logs := &syncBuffer{}
-		cfg := Config{Self: self, Secret: "s3cret", Membership: NewMembership(),
-			Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
-		cfg.Membership.Replace([]Member{mf, mb})
-		n, err := NewNode(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		served := make(chan struct{})
-		go func() { defer close(served); n.Serve(ln, h) }()
-		t.Cleanup(func() { n.Close(); <-served })
-		return &testNode{Node: n, ln: ln, logs: logs}
-	}
-	fe = mk(mf, lnF, Handlers{Frontend: front})
-	be = mk(mb, lnB, Handlers{
+	members := []Member{mf, mb}
+	fe = startNode(t, mf, members, lnF, Handlers{Frontend: front})
+	be = startNode(t, mb, members, lnB, Handlers{
 		Forward: func(ctx context.Context, req *clusterpb.ForwardRequest) *clusterpb.ForwardReply {
 			switch req.Route {
 			case "chat.h.fail":
@@ -130,8 +133,45 @@ func startNodes(t testing.TB) (fe, be *testNode, front *fakeFrontend) {
 		Call: func(ctx context.Context, req *clusterpb.CallRequest) *clusterpb.CallReply {
 			return &clusterpb.CallReply{Body: []byte(req.From + "->" + string(req.Body))}
 		},
+		Holds: func(key string) int64 {
+			if key == "held" {
+				return 3
+			}
+			return 0
+		},
 	})
 	return fe, be, front
+}
+
+func memberOn(id, typ string, epoch uint64, ln net.Listener) Member {
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	p, _ := strconv.Atoi(port)
+	return Member{ID: id, Type: typ, Host: host, Port: p, State: StateRunning, Epoch: epoch}
+}
+
+// startNode serves self on ln with h, knowing members; it closes when the
+// test ends. Handlers.Gone, if h has none, records into the node's gone.
+func startNode(t testing.TB, self Member, members []Member, ln net.Listener, h Handlers) *testNode {
+	logs := &syncBuffer{}
+	cfg := Config{Self: self, Secret: "s3cret", Membership: NewMembership(),
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	cfg.Membership.Replace(members)
+	n, err := NewNode(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := &testNode{Node: n, ln: ln, logs: logs}
+	if h.Gone == nil {
+		h.Gone = func(inst Instance, sids []int64, uids []string) {
+			tn.mu.Lock()
+			tn.gone = append(tn.gone, fmt.Sprintf("%s: %v %v", inst, sids, uids))
+			tn.mu.Unlock()
+		}
+	}
+	served := make(chan struct{})
+	go func() { defer close(served); n.Serve(ln, h) }()
+	t.Cleanup(func() { n.Close(); <-served })
+	return tn
 }
 
 func TestForwardCallPushBindKick(t *testing.T) {
@@ -148,7 +188,7 @@ func TestForwardCallPushBindKick(t *testing.T) {
 	if !errors.As(err, &herr) || herr.Code != 418 || herr.Msg != "teapot" {
 		t.Fatalf("forward error: %v", err)
 	}
-	body, err := fe.Call(ctx, "be-1", "chat.r.m", []byte("x"))
+	body, err := fe.Call(ctx, "be-1", &clusterpb.CallRequest{Route: "chat.r.m", Body: []byte("x")})
 	if err != nil || string(body) != "fe-1->x" {
 		t.Fatalf("call: %q %v", body, err)
 	}
@@ -159,7 +199,7 @@ func TestForwardCallPushBindKick(t *testing.T) {
 	if err != nil || len(prep.MissingUids) != 1 || len(front.pushes) != 1 {
 		t.Fatalf("push: %v %+v", err, prep)
 	}
-	if st, err := be.Bind(ctx, "fe-1", 7, "taken"); err != nil || st != clusterpb.BindStatus_BIND_UID_TAKEN {
+	if st, err := be.Bind(ctx, Instance{ID: "fe-1"}, 7, "taken"); err != nil || st != clusterpb.BindStatus_BIND_UID_TAKEN {
 		t.Fatalf("bind: %v %v", st, err)
 	}
 	if n, err := be.Kick(ctx, "fe-1", &clusterpb.KickRequest{SessionIds: []int64{1, 2}}); err != nil || n != 2 {
@@ -222,7 +262,7 @@ func TestDeadPeerFailsFastAndLeavesRouting(t *testing.T) {
 	if got := fe.Membership().Eligible("chat"); len(got) != 1 {
 		t.Fatalf("eligible before: %v", got)
 	}
-	if _, err := fe.Call(context.Background(), "be-1", "chat.r.m", nil); err != nil {
+	if _, err := fe.Call(context.Background(), "be-1", &clusterpb.CallRequest{Route: "chat.r.m", Body: nil}); err != nil {
 		t.Fatal(err)
 	}
 	be.Close()
@@ -238,7 +278,7 @@ func TestDeadPeerFailsFastAndLeavesRouting(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	start := time.Now()
-	_, err := fe.Call(ctx, "be-1", "chat.r.m", nil)
+	_, err := fe.Call(ctx, "be-1", &clusterpb.CallRequest{Route: "chat.r.m", Body: nil})
 	var herr *handler.Error
 	if !errors.As(err, &herr) || herr.Code != handler.CodeUnavailable {
 		t.Fatalf("err = %v, want 503", err)

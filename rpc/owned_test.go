@@ -16,7 +16,7 @@ import (
 func TestCloseWaitsForItsGoroutines(t *testing.T) {
 	fe, be, front := startNodes(t)
 	ctx := context.Background()
-	if _, err := fe.Call(ctx, "be-1", "chat.r.m", nil); err != nil {
+	if _, err := fe.Call(ctx, "be-1", &clusterpb.CallRequest{Route: "chat.r.m", Body: nil}); err != nil {
 		t.Fatal(err)
 	}
 	// A forward in flight when the backend closes.

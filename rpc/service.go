@@ -60,7 +60,7 @@ func (s *service) Forward(st grpc.BidiStreamingServer[clusterpb.ForwardRequest, 
 		return status.Error(codes.Unimplemented, "this server does not take forwarded messages")
 	}
 	return serveStream(s.n, st, func(ctx context.Context, req *clusterpb.ForwardRequest) *clusterpb.ForwardReply {
-		rep := forward(ctx, req)
+		rep := s.n.serveForward(ctx, forward, req)
 		rep.Seq = req.Seq
 		return rep
 	}, func(r *clusterpb.ForwardRequest) uint32 { return r.TimeoutMs })
@@ -72,7 +72,7 @@ func (s *service) Call(st grpc.BidiStreamingServer[clusterpb.CallRequest, cluste
 		return status.Error(codes.Unimplemented, "this server has no remotes")
 	}
 	return serveStream(s.n, st, func(ctx context.Context, req *clusterpb.CallRequest) *clusterpb.CallReply {
-		rep := call(ctx, req)
+		rep := s.n.serveCall(ctx, call, req)
 		rep.Seq = req.Seq
 		return rep
 	}, func(r *clusterpb.CallRequest) uint32 { return r.TimeoutMs })
@@ -123,7 +123,7 @@ func (s *service) Push(st grpc.BidiStreamingServer[clusterpb.PushRequest, cluste
 			}
 			return err
 		}
-		rep := fe.Push(req)
+		rep := s.n.servePush(fe, req)
 		mu.Lock()
 		last = req.Seq
 		switch {
@@ -153,7 +153,7 @@ func (s *service) Bind(ctx context.Context, req *clusterpb.BindRequest) (*cluste
 	if fe == nil {
 		return nil, status.Error(codes.Unimplemented, "not a frontend")
 	}
-	return &clusterpb.BindReply{Status: fe.Bind(ctx, req.SessionId, req.Uid)}, nil
+	return &clusterpb.BindReply{Status: s.n.serveBind(ctx, fe, req)}, nil
 }
 
 func (s *service) Kick(ctx context.Context, req *clusterpb.KickRequest) (*clusterpb.KickReply, error) {
@@ -161,7 +161,84 @@ func (s *service) Kick(ctx context.Context, req *clusterpb.KickRequest) (*cluste
 	if fe == nil {
 		return nil, status.Error(codes.Unimplemented, "not a frontend")
 	}
-	return &clusterpb.KickReply{Kicked: int32(fe.Kick(ctx, req))}, nil
+	return &clusterpb.KickReply{Kicked: int32(s.n.serveKick(ctx, fe, req))}, nil
+}
+
+func (s *service) Check(ctx context.Context, req *clusterpb.CheckRequest) (*clusterpb.CheckReply, error) {
+	fe := s.n.handlers().Frontend
+	if fe == nil {
+		return nil, status.Error(codes.Unimplemented, "not a frontend")
+	}
+	return s.n.serveCheck(fe, req), nil
+}
+
+func (s *service) Holds(ctx context.Context, req *clusterpb.HoldsRequest) (*clusterpb.HoldsReply, error) {
+	rep := &clusterpb.HoldsReply{}
+	if h := s.n.handlers().Holds; h != nil {
+		rep.Size = h(req.Key)
+	}
+	return rep, nil
+}
+
+// The serve functions below answer a peer's request, or this node's own
+// request to itself, the same way. Requests naming another instance of this
+// server (a predecessor, whose sessions and state died with it) are answered
+// as about nothing that exists here.
+
+// isSelf reports whether epoch names this instance (0 names any).
+func (n *Node) isSelf(epoch uint64) bool {
+	return epoch == 0 || n.cfg.Self.Epoch == 0 || epoch == n.cfg.Self.Epoch
+}
+
+// errOtherInstance answers a message routed to a predecessor of this server.
+var errOtherInstance = &clusterpb.Error{Code: handler.CodeUnavailable, Msg: "server restarted"}
+
+func (n *Node) serveForward(ctx context.Context, forward func(context.Context, *clusterpb.ForwardRequest) *clusterpb.ForwardReply, req *clusterpb.ForwardRequest) *clusterpb.ForwardReply {
+	if !n.isSelf(req.TargetEpoch) {
+		return &clusterpb.ForwardReply{Error: errOtherInstance}
+	}
+	return forward(ctx, req)
+}
+
+func (n *Node) serveCall(ctx context.Context, call func(context.Context, *clusterpb.CallRequest) *clusterpb.CallReply, req *clusterpb.CallRequest) *clusterpb.CallReply {
+	if !n.isSelf(req.TargetEpoch) {
+		return &clusterpb.CallReply{Error: errOtherInstance}
+	}
+	return call(ctx, req)
+}
+
+func (n *Node) servePush(fe Frontend, req *clusterpb.PushRequest) *clusterpb.PushReply {
+	if !n.isSelf(req.Epoch) {
+		return &clusterpb.PushReply{MissingSessionIds: req.SessionIds, MissingUids: req.Uids, Epoch: req.Epoch}
+	}
+	rep := fe.Push(req)
+	rep.Epoch = req.Epoch
+	if rep.Epoch == 0 {
+		rep.Epoch = n.cfg.Self.Epoch
+	}
+	return rep
+}
+
+func (n *Node) serveBind(ctx context.Context, fe Frontend, req *clusterpb.BindRequest) clusterpb.BindStatus {
+	if !n.isSelf(req.Epoch) {
+		return clusterpb.BindStatus_BIND_SESSION_GONE
+	}
+	return fe.Bind(ctx, req.SessionId, req.Uid)
+}
+
+func (n *Node) serveKick(ctx context.Context, fe Frontend, req *clusterpb.KickRequest) int {
+	if !n.isSelf(req.Epoch) {
+		return 0
+	}
+	return fe.Kick(ctx, req)
+}
+
+func (n *Node) serveCheck(fe Frontend, req *clusterpb.CheckRequest) *clusterpb.CheckReply {
+	if !n.isSelf(req.Epoch) {
+		return &clusterpb.CheckReply{GoneSessionIds: req.SessionIds, GoneUids: req.Uids}
+	}
+	gs, gu := fe.Check(req.SessionIds, req.Uids)
+	return &clusterpb.CheckReply{GoneSessionIds: gs, GoneUids: gu}
 }
 
 // ErrorReply converts a handler error for the wire; nil stays nil. Errors

@@ -7,9 +7,9 @@ import (
 	"sync"
 
 	"github.com/shaddock/shaddock/app"
+	"github.com/shaddock/shaddock/backend"
 	"github.com/shaddock/shaddock/gate"
 	"github.com/shaddock/shaddock/handler"
-	"github.com/shaddock/shaddock/rpc"
 )
 
 // register wires the chatofpomelo routes, remotes and hooks into a.
@@ -25,13 +25,27 @@ func register(a *app.App) {
 	})
 	a.Handle("connector.entryHandler.enter", handler.Typed(c.enter))
 	a.Handle("chat.chatHandler.send", handler.Typed(c.send))
-	a.Remote("chat.chatRemote.add", handler.Remote(c.add))
-	a.Remote("chat.chatRemote.kick", handler.Remote(c.kick))
+	// The remotes are called for the entering or leaving session (CallFor):
+	// they get it, and the room records where it is.
+	a.Remote("chat.chatRemote.add", handler.Typed(c.add))
+	a.Remote("chat.chatRemote.kick", handler.Typed(c.kick))
 	a.OnSessionClosed(c.leave)
 
-	// A session's chat server is chat[abs(crc32(rid)) % n], as in chatofpomelo.
-	a.Route("chat", rpc.RouteBySetting("rid"))
+	// Chat servers hold rooms, keyed by the session's rid. A room nobody
+	// holds goes to chat[abs(crc32(rid)) % n], as in chatofpomelo; a room
+	// stays where it is while it has members (servers added meanwhile do
+	// not move it); if its server dies, its users are kicked with a reason
+	// and placed again when they re-enter.
+	a.Stateful("chat", "rid")
 	a.Dictionary("onChat", "onAdd", "onLeave")
+	// Members whose connector died (or whose session vanished) are dropped
+	// by the framework: tell the room they left.
+	a.OnServe(func(ctx context.Context, info app.Info) error {
+		if info.Type == "chat" {
+			a.Channels().OnDrop(c.dropped)
+		}
+		return nil
+	})
 }
 
 type chat struct {
@@ -60,10 +74,8 @@ type enterResponse struct {
 }
 
 type memberRequest struct {
-	UID      string `json:"uid"`
-	ServerID string `json:"sid"` // frontend holding the user's session
-	Rid      string `json:"rid"`
-	Create   bool   `json:"create,omitempty"`
+	Rid    string `json:"rid"`
+	Create bool   `json:"create,omitempty"`
 }
 
 // enter runs on the connector: bind username*rid, remember the room, join it.
@@ -77,9 +89,7 @@ func (c *chat) enter(ctx context.Context, s handler.Session, req *enterRequest) 
 	}
 	s.Set("rid", req.Rid)
 	var users []string
-	err := c.a.Call(ctx, "chat.chatRemote.add", req.Rid,
-		memberRequest{UID: uid, ServerID: s.FrontendID(), Rid: req.Rid, Create: true}, &users)
-	if err != nil {
+	if err := c.a.CallFor(ctx, s, "chat.chatRemote.add", memberRequest{Rid: req.Rid, Create: true}, &users); err != nil {
 		return nil, err
 	}
 	return &enterResponse{Users: users}, nil
@@ -92,9 +102,10 @@ func (c *chat) leave(ctx context.Context, s handler.Session) {
 	if uid == "" || !ok {
 		return
 	}
-	err := c.a.Call(ctx, "chat.chatRemote.kick", rid, memberRequest{UID: uid, ServerID: s.FrontendID(), Rid: rid}, nil)
+	err := c.a.CallFor(ctx, s, "chat.chatRemote.kick", memberRequest{Rid: rid}, nil)
 	if err != nil {
-		c.a.Logger().Warn("leaving the room failed", "uid", uid, "rid", rid, "err", err)
+		// Its chat server is gone: the room went with it.
+		c.a.Logger().Info("leaving the room failed", "uid", uid, "rid", rid, "err", err)
 	}
 }
 
@@ -103,8 +114,9 @@ type userPush struct {
 	User  string `json:"user"`
 }
 
-// add runs on the room's chat server: announce, then join; answer the room's usernames.
-func (c *chat) add(ctx context.Context, req *memberRequest) (*[]string, error) {
+// add runs on the room's chat server for the entering session: announce,
+// then join; answer the room's usernames.
+func (c *chat) add(ctx context.Context, s handler.Session, req *memberRequest) (*[]string, error) {
 	ch := c.a.Channels().Get(req.Rid)
 	if ch == nil && req.Create {
 		ch = c.a.Channels().GetOrCreate(req.Rid)
@@ -116,28 +128,45 @@ func (c *chat) add(ctx context.Context, req *memberRequest) (*[]string, error) {
 	mu := c.room(req.Rid)
 	mu.Lock()
 	defer mu.Unlock()
-	if err := ch.Push(ctx, "onAdd", userPush{Route: "onAdd", User: name(req.UID)}); err != nil {
-		c.a.Logger().Info("onAdd not delivered to every member", "rid", req.Rid, "err", err)
+	if err := ch.Push(ctx, "onAdd", userPush{Route: "onAdd", User: name(s.UID())}); err != nil {
+		c.a.Logger().Debug("onAdd not delivered to every member", "rid", req.Rid, "err", err)
 	}
-	ch.Add(req.UID, req.ServerID)
+	ch.Add(backend.TargetOf(s))
 	for _, uid := range ch.Members() {
 		users = append(users, name(uid))
 	}
 	return &users, nil
 }
 
-// kick runs on the room's chat server: leave, then announce.
-func (c *chat) kick(ctx context.Context, req *memberRequest) (*struct{}, error) {
+// kick runs on the room's chat server for the leaving session: leave, then
+// announce.
+func (c *chat) kick(ctx context.Context, s handler.Session, req *memberRequest) (*struct{}, error) {
 	if ch := c.a.Channels().Get(req.Rid); ch != nil {
 		mu := c.room(req.Rid)
 		mu.Lock()
 		defer mu.Unlock()
-		ch.Leave(req.UID)
-		if err := ch.Push(ctx, "onLeave", userPush{Route: "onLeave", User: name(req.UID)}); err != nil {
-			c.a.Logger().Info("onLeave not delivered to every member", "rid", req.Rid, "err", err)
+		if ch.Remove(backend.TargetOf(s)) {
+			c.announceLeave(ctx, ch, s.UID())
 		}
 	}
 	return &struct{}{}, nil
+}
+
+// dropped runs on a chat server when the framework dropped members whose
+// sessions are gone without leaving (their connector died).
+func (c *chat) dropped(ctx context.Context, ch *backend.Channel, gone []backend.Target) {
+	mu := c.room(ch.Name())
+	mu.Lock()
+	defer mu.Unlock()
+	for _, t := range gone {
+		c.announceLeave(ctx, ch, t.UID)
+	}
+}
+
+func (c *chat) announceLeave(ctx context.Context, ch *backend.Channel, uid string) {
+	if err := ch.Push(ctx, "onLeave", userPush{Route: "onLeave", User: name(uid)}); err != nil {
+		c.a.Logger().Debug("onLeave not delivered to every member", "rid", ch.Name(), "err", err)
+	}
 }
 
 type sendRequest struct {
@@ -170,7 +199,8 @@ func (c *chat) send(ctx context.Context, s handler.Session, req *sendRequest) (*
 			err = ch.PushTo(ctx, "onChat", body, req.Target+"*"+rid)
 		}
 		if err != nil {
-			c.a.Logger().Info("onChat not delivered to every member", "rid", rid, "err", err)
+			// The framework kicks the members it could not reach.
+			c.a.Logger().Debug("onChat not delivered to every member", "rid", rid, "err", err)
 		}
 	}
 	return &sendResponse{Route: "chat.chatHandler.send"}, nil

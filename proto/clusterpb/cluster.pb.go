@@ -85,11 +85,14 @@ func (BindStatus) EnumDescriptor() ([]byte, []int) {
 
 // Session is a snapshot of a client session, sent with each forwarded message.
 type Session struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	FrontendId    string                 `protobuf:"bytes,1,opt,name=frontend_id,json=frontendId,proto3" json:"frontend_id,omitempty"`
-	Id            int64                  `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
-	Uid           string                 `protobuf:"bytes,3,opt,name=uid,proto3" json:"uid,omitempty"`
-	Settings      map[string]string      `protobuf:"bytes,4,rep,name=settings,proto3" json:"settings,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	FrontendId string                 `protobuf:"bytes,1,opt,name=frontend_id,json=frontendId,proto3" json:"frontend_id,omitempty"`
+	Id         int64                  `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
+	Uid        string                 `protobuf:"bytes,3,opt,name=uid,proto3" json:"uid,omitempty"`
+	Settings   map[string]string      `protobuf:"bytes,4,rep,name=settings,proto3" json:"settings,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The frontend's instance (its epoch): session ids are per instance, so a
+	// restarted frontend's sessions are never taken for its predecessor's.
+	FrontendEpoch uint64 `protobuf:"varint,5,opt,name=frontend_epoch,json=frontendEpoch,proto3" json:"frontend_epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -150,6 +153,13 @@ func (x *Session) GetSettings() map[string]string {
 		return x.Settings
 	}
 	return nil
+}
+
+func (x *Session) GetFrontendEpoch() uint64 {
+	if x != nil {
+		return x.FrontendEpoch
+	}
+	return 0
 }
 
 // Error is a failure a client or caller can read; codes follow handler.Error
@@ -215,7 +225,11 @@ type ForwardRequest struct {
 	Notify  bool                   `protobuf:"varint,4,opt,name=notify,proto3" json:"notify,omitempty"`
 	Session *Session               `protobuf:"bytes,5,opt,name=session,proto3" json:"session,omitempty"`
 	// Time the frontend will wait for the reply, from when it sent this.
-	TimeoutMs     uint32 `protobuf:"varint,6,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	TimeoutMs uint32 `protobuf:"varint,6,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// The instance (epoch) of the target the message was routed to, 0 for
+	// any: a session placed on a server that restarted must not be served by
+	// its successor, which does not hold its state.
+	TargetEpoch   uint64 `protobuf:"varint,7,opt,name=target_epoch,json=targetEpoch,proto3" json:"target_epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -288,6 +302,13 @@ func (x *ForwardRequest) GetSession() *Session {
 func (x *ForwardRequest) GetTimeoutMs() uint32 {
 	if x != nil {
 		return x.TimeoutMs
+	}
+	return 0
+}
+
+func (x *ForwardRequest) GetTargetEpoch() uint64 {
+	if x != nil {
+		return x.TargetEpoch
 	}
 	return 0
 }
@@ -369,7 +390,12 @@ type CallRequest struct {
 	Body      []byte                 `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
 	TimeoutMs uint32                 `protobuf:"varint,4,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
 	// Id of the calling server, for logs.
-	From          string `protobuf:"bytes,5,opt,name=from,proto3" json:"from,omitempty"`
+	From string `protobuf:"bytes,5,opt,name=from,proto3" json:"from,omitempty"`
+	// The session the call is made for (a remote called for a session gets
+	// it as its handler.Session), unset otherwise.
+	Session *Session `protobuf:"bytes,6,opt,name=session,proto3" json:"session,omitempty"`
+	// As ForwardRequest.target_epoch.
+	TargetEpoch   uint64 `protobuf:"varint,7,opt,name=target_epoch,json=targetEpoch,proto3" json:"target_epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -437,6 +463,20 @@ func (x *CallRequest) GetFrom() string {
 		return x.From
 	}
 	return ""
+}
+
+func (x *CallRequest) GetSession() *Session {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+func (x *CallRequest) GetTargetEpoch() uint64 {
+	if x != nil {
+		return x.TargetEpoch
+	}
+	return 0
 }
 
 type CallReply struct {
@@ -516,7 +556,10 @@ type PushRequest struct {
 	Broadcast bool `protobuf:"varint,6,opt,name=broadcast,proto3" json:"broadcast,omitempty"`
 	// Answer this push with a reply of its own (seq), for a sender that waits
 	// to learn which targets had no session.
-	WantReply     bool `protobuf:"varint,7,opt,name=want_reply,json=wantReply,proto3" json:"want_reply,omitempty"`
+	WantReply bool `protobuf:"varint,7,opt,name=want_reply,json=wantReply,proto3" json:"want_reply,omitempty"`
+	// The frontend instance (epoch) whose sessions the targets are; a
+	// frontend of another epoch has none of them. 0 for any.
+	Epoch         uint64 `protobuf:"varint,8,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -600,6 +643,13 @@ func (x *PushRequest) GetWantReply() bool {
 	return false
 }
 
+func (x *PushRequest) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 type PushReply struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The push this reply is about: one that wanted a reply, or one with
@@ -610,7 +660,10 @@ type PushReply struct {
 	MissingUids       []string `protobuf:"bytes,3,rep,name=missing_uids,json=missingUids,proto3" json:"missing_uids,omitempty"`
 	Error             *Error   `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
 	// Every push of the stream up to and including acked has been handled.
-	Acked         uint64 `protobuf:"varint,5,opt,name=acked,proto3" json:"acked,omitempty"`
+	Acked uint64 `protobuf:"varint,5,opt,name=acked,proto3" json:"acked,omitempty"`
+	// The instance the missing targets were looked for in (the push's
+	// epoch, or the frontend's own when the push named none).
+	Epoch         uint64 `protobuf:"varint,6,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -680,10 +733,18 @@ func (x *PushReply) GetAcked() uint64 {
 	return 0
 }
 
+func (x *PushReply) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 type BindRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	SessionId     int64                  `protobuf:"varint,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	Uid           string                 `protobuf:"bytes,2,opt,name=uid,proto3" json:"uid,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"` // as PushRequest.epoch
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -730,6 +791,13 @@ func (x *BindRequest) GetUid() string {
 		return x.Uid
 	}
 	return ""
+}
+
+func (x *BindRequest) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
 }
 
 type BindReply struct {
@@ -781,6 +849,7 @@ type KickRequest struct {
 	SessionIds    []int64                `protobuf:"varint,1,rep,packed,name=session_ids,json=sessionIds,proto3" json:"session_ids,omitempty"`
 	Uids          []string               `protobuf:"bytes,2,rep,name=uids,proto3" json:"uids,omitempty"`
 	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"` // as PushRequest.epoch
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -836,6 +905,13 @@ func (x *KickRequest) GetReason() string {
 	return ""
 }
 
+func (x *KickRequest) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 type KickReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Kicked        int32                  `protobuf:"varint,1,opt,name=kicked,proto3" json:"kicked,omitempty"`
@@ -880,23 +956,227 @@ func (x *KickReply) GetKicked() int32 {
 	return 0
 }
 
+type HoldsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HoldsRequest) Reset() {
+	*x = HoldsRequest{}
+	mi := &file_cluster_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HoldsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HoldsRequest) ProtoMessage() {}
+
+func (x *HoldsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HoldsRequest.ProtoReflect.Descriptor instead.
+func (*HoldsRequest) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *HoldsRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+type HoldsReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How much state the server holds for the key (a room's members); 0 for
+	// none.
+	Size          int64 `protobuf:"varint,1,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HoldsReply) Reset() {
+	*x = HoldsReply{}
+	mi := &file_cluster_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HoldsReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HoldsReply) ProtoMessage() {}
+
+func (x *HoldsReply) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HoldsReply.ProtoReflect.Descriptor instead.
+func (*HoldsReply) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *HoldsReply) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+type CheckRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Epoch         uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"` // the frontend instance asked about
+	SessionIds    []int64                `protobuf:"varint,2,rep,packed,name=session_ids,json=sessionIds,proto3" json:"session_ids,omitempty"`
+	Uids          []string               `protobuf:"bytes,3,rep,name=uids,proto3" json:"uids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckRequest) Reset() {
+	*x = CheckRequest{}
+	mi := &file_cluster_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckRequest) ProtoMessage() {}
+
+func (x *CheckRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckRequest.ProtoReflect.Descriptor instead.
+func (*CheckRequest) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *CheckRequest) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *CheckRequest) GetSessionIds() []int64 {
+	if x != nil {
+		return x.SessionIds
+	}
+	return nil
+}
+
+func (x *CheckRequest) GetUids() []string {
+	if x != nil {
+		return x.Uids
+	}
+	return nil
+}
+
+type CheckReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The sessions asked about that the instance does not have.
+	GoneSessionIds []int64  `protobuf:"varint,1,rep,packed,name=gone_session_ids,json=goneSessionIds,proto3" json:"gone_session_ids,omitempty"`
+	GoneUids       []string `protobuf:"bytes,2,rep,name=gone_uids,json=goneUids,proto3" json:"gone_uids,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CheckReply) Reset() {
+	*x = CheckReply{}
+	mi := &file_cluster_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckReply) ProtoMessage() {}
+
+func (x *CheckReply) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckReply.ProtoReflect.Descriptor instead.
+func (*CheckReply) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *CheckReply) GetGoneSessionIds() []int64 {
+	if x != nil {
+		return x.GoneSessionIds
+	}
+	return nil
+}
+
+func (x *CheckReply) GetGoneUids() []string {
+	if x != nil {
+		return x.GoneUids
+	}
+	return nil
+}
+
 var File_cluster_proto protoreflect.FileDescriptor
 
 const file_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\rcluster.proto\x12\x13shaddock.cluster.v1\"\xd1\x01\n" +
+	"\rcluster.proto\x12\x13shaddock.cluster.v1\"\xf8\x01\n" +
 	"\aSession\x12\x1f\n" +
 	"\vfrontend_id\x18\x01 \x01(\tR\n" +
 	"frontendId\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\x03R\x02id\x12\x10\n" +
 	"\x03uid\x18\x03 \x01(\tR\x03uid\x12F\n" +
-	"\bsettings\x18\x04 \x03(\v2*.shaddock.cluster.v1.Session.SettingsEntryR\bsettings\x1a;\n" +
+	"\bsettings\x18\x04 \x03(\v2*.shaddock.cluster.v1.Session.SettingsEntryR\bsettings\x12%\n" +
+	"\x0efrontend_epoch\x18\x05 \x01(\x04R\rfrontendEpoch\x1a;\n" +
 	"\rSettingsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"-\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x10\n" +
-	"\x03msg\x18\x02 \x01(\tR\x03msg\"\xbb\x01\n" +
+	"\x03msg\x18\x02 \x01(\tR\x03msg\"\xde\x01\n" +
 	"\x0eForwardRequest\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x14\n" +
 	"\x05route\x18\x02 \x01(\tR\x05route\x12\x12\n" +
@@ -904,7 +1184,8 @@ const file_cluster_proto_rawDesc = "" +
 	"\x06notify\x18\x04 \x01(\bR\x06notify\x126\n" +
 	"\asession\x18\x05 \x01(\v2\x1c.shaddock.cluster.v1.SessionR\asession\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\x06 \x01(\rR\ttimeoutMs\"\xf0\x01\n" +
+	"timeout_ms\x18\x06 \x01(\rR\ttimeoutMs\x12!\n" +
+	"\ftarget_epoch\x18\a \x01(\x04R\vtargetEpoch\"\xf0\x01\n" +
 	"\fForwardReply\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\x120\n" +
@@ -912,18 +1193,20 @@ const file_cluster_proto_rawDesc = "" +
 	"\bsettings\x18\x04 \x03(\v2/.shaddock.cluster.v1.ForwardReply.SettingsEntryR\bsettings\x1a;\n" +
 	"\rSettingsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"|\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd7\x01\n" +
 	"\vCallRequest\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x14\n" +
 	"\x05route\x18\x02 \x01(\tR\x05route\x12\x12\n" +
 	"\x04body\x18\x03 \x01(\fR\x04body\x12\x1d\n" +
 	"\n" +
 	"timeout_ms\x18\x04 \x01(\rR\ttimeoutMs\x12\x12\n" +
-	"\x04from\x18\x05 \x01(\tR\x04from\"c\n" +
+	"\x04from\x18\x05 \x01(\tR\x04from\x126\n" +
+	"\asession\x18\x06 \x01(\v2\x1c.shaddock.cluster.v1.SessionR\asession\x12!\n" +
+	"\ftarget_epoch\x18\a \x01(\x04R\vtargetEpoch\"c\n" +
 	"\tCallReply\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\x120\n" +
-	"\x05error\x18\x03 \x01(\v2\x1a.shaddock.cluster.v1.ErrorR\x05error\"\xbb\x01\n" +
+	"\x05error\x18\x03 \x01(\v2\x1a.shaddock.cluster.v1.ErrorR\x05error\"\xd1\x01\n" +
 	"\vPushRequest\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x14\n" +
 	"\x05route\x18\x02 \x01(\tR\x05route\x12\x12\n" +
@@ -933,38 +1216,58 @@ const file_cluster_proto_rawDesc = "" +
 	"\x04uids\x18\x05 \x03(\tR\x04uids\x12\x1c\n" +
 	"\tbroadcast\x18\x06 \x01(\bR\tbroadcast\x12\x1d\n" +
 	"\n" +
-	"want_reply\x18\a \x01(\bR\twantReply\"\xb8\x01\n" +
+	"want_reply\x18\a \x01(\bR\twantReply\x12\x14\n" +
+	"\x05epoch\x18\b \x01(\x04R\x05epoch\"\xce\x01\n" +
 	"\tPushReply\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
 	"\x13missing_session_ids\x18\x02 \x03(\x03R\x11missingSessionIds\x12!\n" +
 	"\fmissing_uids\x18\x03 \x03(\tR\vmissingUids\x120\n" +
 	"\x05error\x18\x04 \x01(\v2\x1a.shaddock.cluster.v1.ErrorR\x05error\x12\x14\n" +
-	"\x05acked\x18\x05 \x01(\x04R\x05acked\">\n" +
+	"\x05acked\x18\x05 \x01(\x04R\x05acked\x12\x14\n" +
+	"\x05epoch\x18\x06 \x01(\x04R\x05epoch\"T\n" +
 	"\vBindRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\x03R\tsessionId\x12\x10\n" +
-	"\x03uid\x18\x02 \x01(\tR\x03uid\"D\n" +
+	"\x03uid\x18\x02 \x01(\tR\x03uid\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\"D\n" +
 	"\tBindReply\x127\n" +
-	"\x06status\x18\x01 \x01(\x0e2\x1f.shaddock.cluster.v1.BindStatusR\x06status\"Z\n" +
+	"\x06status\x18\x01 \x01(\x0e2\x1f.shaddock.cluster.v1.BindStatusR\x06status\"p\n" +
 	"\vKickRequest\x12\x1f\n" +
 	"\vsession_ids\x18\x01 \x03(\x03R\n" +
 	"sessionIds\x12\x12\n" +
 	"\x04uids\x18\x02 \x03(\tR\x04uids\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"#\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\"#\n" +
 	"\tKickReply\x12\x16\n" +
-	"\x06kicked\x18\x01 \x01(\x05R\x06kicked*\\\n" +
+	"\x06kicked\x18\x01 \x01(\x05R\x06kicked\" \n" +
+	"\fHoldsRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\" \n" +
+	"\n" +
+	"HoldsReply\x12\x12\n" +
+	"\x04size\x18\x01 \x01(\x03R\x04size\"Y\n" +
+	"\fCheckRequest\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x1f\n" +
+	"\vsession_ids\x18\x02 \x03(\x03R\n" +
+	"sessionIds\x12\x12\n" +
+	"\x04uids\x18\x03 \x03(\tR\x04uids\"S\n" +
+	"\n" +
+	"CheckReply\x12(\n" +
+	"\x10gone_session_ids\x18\x01 \x03(\x03R\x0egoneSessionIds\x12\x1b\n" +
+	"\tgone_uids\x18\x02 \x03(\tR\bgoneUids*\\\n" +
 	"\n" +
 	"BindStatus\x12\v\n" +
 	"\aBIND_OK\x10\x00\x12\x12\n" +
 	"\x0eBIND_UID_TAKEN\x10\x01\x12\x16\n" +
 	"\x12BIND_ALREADY_BOUND\x10\x02\x12\x15\n" +
-	"\x11BIND_SESSION_GONE\x10\x032\x90\x03\n" +
+	"\x11BIND_SESSION_GONE\x10\x032\xaa\x04\n" +
 	"\aCluster\x12U\n" +
 	"\aForward\x12#.shaddock.cluster.v1.ForwardRequest\x1a!.shaddock.cluster.v1.ForwardReply(\x010\x01\x12L\n" +
 	"\x04Call\x12 .shaddock.cluster.v1.CallRequest\x1a\x1e.shaddock.cluster.v1.CallReply(\x010\x01\x12L\n" +
 	"\x04Push\x12 .shaddock.cluster.v1.PushRequest\x1a\x1e.shaddock.cluster.v1.PushReply(\x010\x01\x12H\n" +
 	"\x04Bind\x12 .shaddock.cluster.v1.BindRequest\x1a\x1e.shaddock.cluster.v1.BindReply\x12H\n" +
-	"\x04Kick\x12 .shaddock.cluster.v1.KickRequest\x1a\x1e.shaddock.cluster.v1.KickReplyB.Z,github.com/shaddock/shaddock/proto/clusterpbb\x06proto3"
+	"\x04Kick\x12 .shaddock.cluster.v1.KickRequest\x1a\x1e.shaddock.cluster.v1.KickReply\x12K\n" +
+	"\x05Holds\x12!.shaddock.cluster.v1.HoldsRequest\x1a\x1f.shaddock.cluster.v1.HoldsReply\x12K\n" +
+	"\x05Check\x12!.shaddock.cluster.v1.CheckRequest\x1a\x1f.shaddock.cluster.v1.CheckReplyB.Z,github.com/shaddock/shaddock/proto/clusterpbb\x06proto3"
 
 var (
 	file_cluster_proto_rawDescOnce sync.Once
@@ -979,7 +1282,7 @@ func file_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_cluster_proto_goTypes = []any{
 	(BindStatus)(0),        // 0: shaddock.cluster.v1.BindStatus
 	(*Session)(nil),        // 1: shaddock.cluster.v1.Session
@@ -994,32 +1297,41 @@ var file_cluster_proto_goTypes = []any{
 	(*BindReply)(nil),      // 10: shaddock.cluster.v1.BindReply
 	(*KickRequest)(nil),    // 11: shaddock.cluster.v1.KickRequest
 	(*KickReply)(nil),      // 12: shaddock.cluster.v1.KickReply
-	nil,                    // 13: shaddock.cluster.v1.Session.SettingsEntry
-	nil,                    // 14: shaddock.cluster.v1.ForwardReply.SettingsEntry
+	(*HoldsRequest)(nil),   // 13: shaddock.cluster.v1.HoldsRequest
+	(*HoldsReply)(nil),     // 14: shaddock.cluster.v1.HoldsReply
+	(*CheckRequest)(nil),   // 15: shaddock.cluster.v1.CheckRequest
+	(*CheckReply)(nil),     // 16: shaddock.cluster.v1.CheckReply
+	nil,                    // 17: shaddock.cluster.v1.Session.SettingsEntry
+	nil,                    // 18: shaddock.cluster.v1.ForwardReply.SettingsEntry
 }
 var file_cluster_proto_depIdxs = []int32{
-	13, // 0: shaddock.cluster.v1.Session.settings:type_name -> shaddock.cluster.v1.Session.SettingsEntry
+	17, // 0: shaddock.cluster.v1.Session.settings:type_name -> shaddock.cluster.v1.Session.SettingsEntry
 	1,  // 1: shaddock.cluster.v1.ForwardRequest.session:type_name -> shaddock.cluster.v1.Session
 	2,  // 2: shaddock.cluster.v1.ForwardReply.error:type_name -> shaddock.cluster.v1.Error
-	14, // 3: shaddock.cluster.v1.ForwardReply.settings:type_name -> shaddock.cluster.v1.ForwardReply.SettingsEntry
-	2,  // 4: shaddock.cluster.v1.CallReply.error:type_name -> shaddock.cluster.v1.Error
-	2,  // 5: shaddock.cluster.v1.PushReply.error:type_name -> shaddock.cluster.v1.Error
-	0,  // 6: shaddock.cluster.v1.BindReply.status:type_name -> shaddock.cluster.v1.BindStatus
-	3,  // 7: shaddock.cluster.v1.Cluster.Forward:input_type -> shaddock.cluster.v1.ForwardRequest
-	5,  // 8: shaddock.cluster.v1.Cluster.Call:input_type -> shaddock.cluster.v1.CallRequest
-	7,  // 9: shaddock.cluster.v1.Cluster.Push:input_type -> shaddock.cluster.v1.PushRequest
-	9,  // 10: shaddock.cluster.v1.Cluster.Bind:input_type -> shaddock.cluster.v1.BindRequest
-	11, // 11: shaddock.cluster.v1.Cluster.Kick:input_type -> shaddock.cluster.v1.KickRequest
-	4,  // 12: shaddock.cluster.v1.Cluster.Forward:output_type -> shaddock.cluster.v1.ForwardReply
-	6,  // 13: shaddock.cluster.v1.Cluster.Call:output_type -> shaddock.cluster.v1.CallReply
-	8,  // 14: shaddock.cluster.v1.Cluster.Push:output_type -> shaddock.cluster.v1.PushReply
-	10, // 15: shaddock.cluster.v1.Cluster.Bind:output_type -> shaddock.cluster.v1.BindReply
-	12, // 16: shaddock.cluster.v1.Cluster.Kick:output_type -> shaddock.cluster.v1.KickReply
-	12, // [12:17] is the sub-list for method output_type
-	7,  // [7:12] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	18, // 3: shaddock.cluster.v1.ForwardReply.settings:type_name -> shaddock.cluster.v1.ForwardReply.SettingsEntry
+	1,  // 4: shaddock.cluster.v1.CallRequest.session:type_name -> shaddock.cluster.v1.Session
+	2,  // 5: shaddock.cluster.v1.CallReply.error:type_name -> shaddock.cluster.v1.Error
+	2,  // 6: shaddock.cluster.v1.PushReply.error:type_name -> shaddock.cluster.v1.Error
+	0,  // 7: shaddock.cluster.v1.BindReply.status:type_name -> shaddock.cluster.v1.BindStatus
+	3,  // 8: shaddock.cluster.v1.Cluster.Forward:input_type -> shaddock.cluster.v1.ForwardRequest
+	5,  // 9: shaddock.cluster.v1.Cluster.Call:input_type -> shaddock.cluster.v1.CallRequest
+	7,  // 10: shaddock.cluster.v1.Cluster.Push:input_type -> shaddock.cluster.v1.PushRequest
+	9,  // 11: shaddock.cluster.v1.Cluster.Bind:input_type -> shaddock.cluster.v1.BindRequest
+	11, // 12: shaddock.cluster.v1.Cluster.Kick:input_type -> shaddock.cluster.v1.KickRequest
+	13, // 13: shaddock.cluster.v1.Cluster.Holds:input_type -> shaddock.cluster.v1.HoldsRequest
+	15, // 14: shaddock.cluster.v1.Cluster.Check:input_type -> shaddock.cluster.v1.CheckRequest
+	4,  // 15: shaddock.cluster.v1.Cluster.Forward:output_type -> shaddock.cluster.v1.ForwardReply
+	6,  // 16: shaddock.cluster.v1.Cluster.Call:output_type -> shaddock.cluster.v1.CallReply
+	8,  // 17: shaddock.cluster.v1.Cluster.Push:output_type -> shaddock.cluster.v1.PushReply
+	10, // 18: shaddock.cluster.v1.Cluster.Bind:output_type -> shaddock.cluster.v1.BindReply
+	12, // 19: shaddock.cluster.v1.Cluster.Kick:output_type -> shaddock.cluster.v1.KickReply
+	14, // 20: shaddock.cluster.v1.Cluster.Holds:output_type -> shaddock.cluster.v1.HoldsReply
+	16, // 21: shaddock.cluster.v1.Cluster.Check:output_type -> shaddock.cluster.v1.CheckReply
+	15, // [15:22] is the sub-list for method output_type
+	8,  // [8:15] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_cluster_proto_init() }
@@ -1033,7 +1345,7 @@ func file_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_proto_rawDesc), len(file_cluster_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -34,6 +34,8 @@ const (
 	Cluster_Push_FullMethodName    = "/shaddock.cluster.v1.Cluster/Push"
 	Cluster_Bind_FullMethodName    = "/shaddock.cluster.v1.Cluster/Bind"
 	Cluster_Kick_FullMethodName    = "/shaddock.cluster.v1.Cluster/Kick"
+	Cluster_Holds_FullMethodName   = "/shaddock.cluster.v1.Cluster/Holds"
+	Cluster_Check_FullMethodName   = "/shaddock.cluster.v1.Cluster/Check"
 )
 
 // ClusterClient is the client API for Cluster service.
@@ -50,6 +52,12 @@ type ClusterClient interface {
 	Bind(ctx context.Context, in *BindRequest, opts ...grpc.CallOption) (*BindReply, error)
 	// Kick kicks sessions of the frontend serving the call.
 	Kick(ctx context.Context, in *KickRequest, opts ...grpc.CallOption) (*KickReply, error)
+	// Holds asks a backend whether it holds state for a key (a room): where
+	// the key is placed while it has members (see rpc.Node.Place).
+	Holds(ctx context.Context, in *HoldsRequest, opts ...grpc.CallOption) (*HoldsReply, error)
+	// Check asks a frontend which of the given sessions of its instance are
+	// gone, so a backend can drop state that points at them.
+	Check(ctx context.Context, in *CheckRequest, opts ...grpc.CallOption) (*CheckReply, error)
 }
 
 type clusterClient struct {
@@ -119,6 +127,26 @@ func (c *clusterClient) Kick(ctx context.Context, in *KickRequest, opts ...grpc.
 	return out, nil
 }
 
+func (c *clusterClient) Holds(ctx context.Context, in *HoldsRequest, opts ...grpc.CallOption) (*HoldsReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HoldsReply)
+	err := c.cc.Invoke(ctx, Cluster_Holds_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterClient) Check(ctx context.Context, in *CheckRequest, opts ...grpc.CallOption) (*CheckReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckReply)
+	err := c.cc.Invoke(ctx, Cluster_Check_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServer is the server API for Cluster service.
 // All implementations must embed UnimplementedClusterServer
 // for forward compatibility.
@@ -133,6 +161,12 @@ type ClusterServer interface {
 	Bind(context.Context, *BindRequest) (*BindReply, error)
 	// Kick kicks sessions of the frontend serving the call.
 	Kick(context.Context, *KickRequest) (*KickReply, error)
+	// Holds asks a backend whether it holds state for a key (a room): where
+	// the key is placed while it has members (see rpc.Node.Place).
+	Holds(context.Context, *HoldsRequest) (*HoldsReply, error)
+	// Check asks a frontend which of the given sessions of its instance are
+	// gone, so a backend can drop state that points at them.
+	Check(context.Context, *CheckRequest) (*CheckReply, error)
 	mustEmbedUnimplementedClusterServer()
 }
 
@@ -157,6 +191,12 @@ func (UnimplementedClusterServer) Bind(context.Context, *BindRequest) (*BindRepl
 }
 func (UnimplementedClusterServer) Kick(context.Context, *KickRequest) (*KickReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method Kick not implemented")
+}
+func (UnimplementedClusterServer) Holds(context.Context, *HoldsRequest) (*HoldsReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method Holds not implemented")
+}
+func (UnimplementedClusterServer) Check(context.Context, *CheckRequest) (*CheckReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method Check not implemented")
 }
 func (UnimplementedClusterServer) mustEmbedUnimplementedClusterServer() {}
 func (UnimplementedClusterServer) testEmbeddedByValue()                 {}
@@ -236,6 +276,42 @@ func _Cluster_Kick_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cluster_Holds_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HoldsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).Holds(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_Holds_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).Holds(ctx, req.(*HoldsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Cluster_Check_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).Check(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_Check_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).Check(ctx, req.(*CheckRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Cluster_ServiceDesc is the grpc.ServiceDesc for Cluster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -250,6 +326,14 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Kick",
 			Handler:    _Cluster_Kick_Handler,
+		},
+		{
+			MethodName: "Holds",
+			Handler:    _Cluster_Holds_Handler,
+		},
+		{
+			MethodName: "Check",
+			Handler:    _Cluster_Check_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
