@@ -126,10 +126,10 @@ func TestFrontendPlacesSessionKeys(t *testing.T) {
 		served := make(chan struct{})
 		go func() {
 			defer close(served)
-			n.Serve(lns[id], rpc.Handlers{Holds: func(key string) int64 {
+			n.Serve(lns[id], rpc.Handlers{Holds: func(key string) (int64, error) {
 				heldMu.Lock()
 				defer heldMu.Unlock()
-				return held[id][key]
+				return held[id][key], nil
 			}})
 		}()
 		defer func() { n.Close(); <-served }()

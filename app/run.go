@@ -189,7 +189,7 @@ func (r *runner) run(ctx context.Context, secret, master string) error {
 	if st, ok := a.stateful[self.Type]; ok {
 		handlers.Holds = back.Holds
 		if st.holds != nil {
-			handlers.Holds = st.holds
+			handlers.Holds = func(key string) (int64, error) { return back.HoldsWith(key, st.holds) }
 		}
 	}
 	var fe *frontend

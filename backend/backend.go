@@ -67,8 +67,20 @@ func New(cfg Config) *Server {
 func (b *Server) Close() { b.gone.close() }
 
 // Holds reports how much state this server holds for key: the members of
-// the channel named key. It is the default of rpc.Handlers.Holds.
-func (b *Server) Holds(key string) int64 { return b.channels.Size(key) }
+// the channel named key. It is the default of rpc.Handlers.Holds. While the
+// members are being checked after a reconnection to the registry (see
+// ChannelService) it fails: the rooms held may be left over from before
+// this server was declared lost, and placement must not send new members
+// to them.
+func (b *Server) Holds(key string) (int64, error) { return b.HoldsWith(key, b.channels.Size) }
+
+// HoldsWith is Holds with the game's own count of what it holds for key.
+func (b *Server) HoldsWith(key string, size func(key string) int64) (int64, error) {
+	if b.gone.checking() {
+		return 0, errChecking
+	}
+	return size(key), nil
+}
 
 // Gone takes the sessions a push found gone (rpc.Handlers.Gone): they are
 // dropped from the channels.

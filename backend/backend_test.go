@@ -27,6 +27,7 @@ type fakeCluster struct {
 	later   []string // KickEventually calls: "inst: sessions uids"
 	checks  []string // Check calls
 	gone    map[int64]bool
+	hold    chan struct{} // when set, Check waits for it to close
 	bindErr clusterpb.BindStatus
 }
 
@@ -81,6 +82,12 @@ func (f *fakeCluster) KickEventually(fe rpc.Instance, sids []int64, uids []strin
 }
 
 func (f *fakeCluster) Check(ctx context.Context, fe rpc.Instance, sids []int64, uids []string) (*clusterpb.CheckReply, error) {
+	f.mu.Lock()
+	hold := f.hold
+	f.mu.Unlock()
+	if hold != nil {
+		<-hold
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	slices.Sort(sids)

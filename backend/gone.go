@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -39,7 +40,20 @@ type goneSessions struct {
 	scan      bool   // the membership changed: look for ended instances
 	verify    bool   // a new snapshot: check every session with its frontend
 	snapshots uint64 // Membership.Snapshots when last looked at
+	verified  uint64 // the snapshot count the last completed check was for
 	running   bool
+}
+
+// errChecking answers placement while the members are being checked after a
+// new snapshot: the rooms this server holds may be left over from before it
+// was declared lost, and must not attract new members meanwhile.
+var errChecking = errors.New("checking its members' sessions after reconnecting to the registry")
+
+// checking reports whether members are being checked after a snapshot.
+func (g *goneSessions) checking() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.verified != g.snapshots
 }
 
 // checkTimeout bounds one frontend's answer when sessions are checked.
@@ -51,6 +65,7 @@ func newGoneSessions(cs *ChannelService, c Cluster, log *slog.Logger) *goneSessi
 	if c != nil && c.Membership() != nil {
 		g.mem = c.Membership()
 		g.snapshots = g.mem.Snapshots()
+		g.verified = g.snapshots
 		g.mem.Watch(g.membershipChanged)
 	}
 	return g
@@ -61,8 +76,11 @@ func (g *goneSessions) membershipChanged() {
 	defer g.mu.Unlock()
 	g.scan = true
 	if n := g.mem.Snapshots(); n != g.snapshots {
-		// The first snapshot is the start: nothing is held yet.
-		g.verify = g.verify || g.snapshots > 0
+		if g.snapshots == 0 {
+			g.verified = n // the first snapshot is the start: nothing is held yet
+		} else {
+			g.verify = true
+		}
 		g.snapshots = n
 	}
 	g.startLocked()
@@ -100,6 +118,9 @@ func (g *goneSessions) run() {
 		reported, scan, verify := g.reported, g.scan, g.verify
 		g.reported, g.scan, g.verify = nil, false, false
 		if len(reported) == 0 && !scan && !verify || g.ctx.Err() != nil {
+			if g.ctx.Err() != nil {
+				g.verified = g.snapshots
+			}
 			g.running = false
 			g.mu.Unlock()
 			return
@@ -112,7 +133,13 @@ func (g *goneSessions) run() {
 			g.dropEnded()
 		}
 		if verify {
+			g.mu.Lock()
+			upTo := g.snapshots
+			g.mu.Unlock()
 			g.verifyAll()
+			g.mu.Lock()
+			g.verified = upTo
+			g.mu.Unlock()
 		}
 	}
 }

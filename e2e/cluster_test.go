@@ -48,6 +48,7 @@ host = "127.0.0.1"
 port = {{index .Ports 0}}
 clientPort = {{.Gate}}
 frontend = true
+{{.Restart}}
 args = ["--web=127.0.0.1:{{.Web}}"{{if .Protobuf}}, "--protobuf"{{end}}]
 {{.TLS}}
 
@@ -57,6 +58,7 @@ host = "127.0.0.1"
 port = {{index .Ports 1}}
 clientPort = {{index .Clients 0}}
 frontend = true
+{{.Restart}}
 {{if .Protobuf}}args = ["--protobuf"]{{end}}
 {{.TLS}}
 
@@ -66,6 +68,7 @@ host = "127.0.0.1"
 port = {{index .Ports 2}}
 clientPort = {{index .Clients 1}}
 frontend = true
+{{.Restart}}
 {{if .Protobuf}}args = ["--protobuf"]{{end}}
 {{.TLS}}
 
@@ -73,11 +76,13 @@ frontend = true
 id = "chat-server-1"
 host = "127.0.0.1"
 port = {{index .Ports 3}}
+{{.Restart}}
 
 [[development.chat]]
 id = "chat-server-2"
 host = "127.0.0.1"
 port = {{index .Ports 4}}
+{{.Restart}}
 `))
 
 func freePort(t testing.TB) int {
@@ -90,6 +95,7 @@ func freePort(t testing.TB) int {
 type ClusterOptions struct {
 	Protobuf        bool   // --protobuf on the frontends: Pomelo protobuf bodies for the chat routes
 	TLSCert, TLSKey string // PEM files: TLS and wss:// on the gate's and connectors' client ports, https for the page
+	AutoRestart     bool   // autoRestart = true on every server
 }
 
 // StartChatCluster writes a servers.toml and runs `master start --daemon`.
@@ -108,7 +114,11 @@ func StartChatClusterWith(t testing.TB, o ClusterOptions) *Cluster {
 		Clients           [2]int
 		Protobuf          bool
 		TLS               string
+		Restart           string
 	}{Binary: binPath("chat"), Master: freePort(t), Gate: freePort(t), Web: freePort(t), Protobuf: o.Protobuf}
+	if o.AutoRestart {
+		v.Restart = "autoRestart = true"
+	}
 	if o.TLSCert != "" {
 		v.TLS = fmt.Sprintf("tlsCert = %q\ntlsKey = %q", o.TLSCert, o.TLSKey)
 	}

@@ -39,8 +39,15 @@ type pendingKick struct {
 // that cannot be delivered ends its session instead of leaving it silently
 // behind. It never blocks.
 func (n *Node) KickEventually(inst Instance, sessionIDs []int64, uids []string, reason string) {
+	n.kickEventually(inst, sessionIDs, uids, reason)
+}
+
+// kickEventually is KickEventually; it reports whether the sessions were
+// the first pending for inst (later ones join them, and need no log line of
+// their own).
+func (n *Node) kickEventually(inst Instance, sessionIDs []int64, uids []string, reason string) (first bool) {
 	if len(sessionIDs)+len(uids) == 0 {
-		return
+		return false
 	}
 	n.kmu.Lock()
 	p := n.kicks[inst]
@@ -62,6 +69,7 @@ func (n *Node) KickEventually(inst Instance, sessionIDs []int64, uids []string, 
 		n.kmu.Unlock()
 		n.log.Warn("node closing; sessions not kicked", "peer", inst.ID, "epoch", inst.Epoch, "sessions", len(sessionIDs)+len(uids))
 	}
+	return start
 }
 
 // deliverKicks kicks what is pending for inst until nothing is.

@@ -55,8 +55,9 @@ type Handlers struct {
 	// Frontend serves pushes and session operations (frontends).
 	Frontend Frontend
 	// Holds reports how much state this server holds for a key (0: none),
-	// for placement (backends of stateful types; see Place).
-	Holds func(key string) int64
+	// for placement (backends of stateful types; see Place); an error means
+	// it cannot tell now, and placement fails rather than guess.
+	Holds func(key string) (int64, error)
 	// Gone learns of sessions this server pushed to that their frontend
 	// instance does not have (closed, or never its), so state pointing at
 	// them can be dropped. It runs on a receiving goroutine: it must not
@@ -513,9 +514,12 @@ func (n *Node) notDelivered(id string, req *clusterpb.PushRequest, err error) {
 	if !n.mayHoldSessions(inst) {
 		return
 	}
-	n.log.Warn("push not delivered; kicking its sessions", "peer", id, "route", req.Route,
-		"targets", len(req.SessionIds)+len(req.Uids), "err", err)
-	n.KickEventually(inst, req.SessionIds, req.Uids, ReasonUndelivered)
+	// One line per incident: pushes failing while a kick is pending for the
+	// instance join it silently.
+	if n.kickEventually(inst, req.SessionIds, req.Uids, ReasonUndelivered) {
+		n.log.Warn("push not delivered; kicking its sessions", "peer", id, "epoch", req.Epoch, "route", req.Route,
+			"targets", len(req.SessionIds)+len(req.Uids), "err", err)
+	}
 }
 
 // pushReplied passes a push reply's missing targets on to Handlers.Gone.
@@ -595,7 +599,7 @@ func (n *Node) Check(ctx context.Context, inst Instance, sessionIDs []int64, uid
 func (n *Node) holds(ctx context.Context, id, key string) (int64, error) {
 	if id == n.cfg.Self.ID {
 		if h := n.handlers().Holds; h != nil {
-			return h(key), nil
+			return h(key)
 		}
 		return 0, nil
 	}

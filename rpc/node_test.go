@@ -133,11 +133,14 @@ func startNodes(t testing.TB) (fe, be *testNode, front *fakeFrontend) {
 		Call: func(ctx context.Context, req *clusterpb.CallRequest) *clusterpb.CallReply {
 			return &clusterpb.CallReply{Body: []byte(req.From + "->" + string(req.Body))}
 		},
-		Holds: func(key string) int64 {
-			if key == "held" {
-				return 3
+		Holds: func(key string) (int64, error) {
+			switch key {
+			case "held":
+				return 3, nil
+			case "busy":
+				return 0, errors.New("checking")
 			}
-			return 0
+			return 0, nil
 		},
 	})
 	return fe, be, front

@@ -183,6 +183,9 @@ func TestPlaceAsksTheServers(t *testing.T) {
 			t.Fatalf("%s: %v %v", key, m.ID, err)
 		}
 	}
+	if _, err := fe.Place(ctx, "chat", "busy"); err == nil {
+		t.Fatal("placed while the only server could not tell whether it holds the key")
+	}
 	if _, err := fe.Place(ctx, "area", "k"); err == nil {
 		t.Fatal("placed on a type with no server")
 	} else if herr := (*handler.Error)(nil); !errors.As(err, &herr) || herr.Code != handler.CodeUnavailable {

@@ -175,7 +175,11 @@ func (s *service) Check(ctx context.Context, req *clusterpb.CheckRequest) (*clus
 func (s *service) Holds(ctx context.Context, req *clusterpb.HoldsRequest) (*clusterpb.HoldsReply, error) {
 	rep := &clusterpb.HoldsReply{}
 	if h := s.n.handlers().Holds; h != nil {
-		rep.Size = h(req.Key)
+		size, err := h(req.Key)
+		if err != nil {
+			return nil, status.Error(codes.Unavailable, err.Error())
+		}
+		rep.Size = size
 	}
 	return rep, nil
 }
