@@ -7,10 +7,12 @@
 //
 //	a := app.New()
 //	a.Handle("chat.chatHandler.send", handler.Typed(chat.Send))
-//	a.Remote("chat.chatRemote.add", handler.Remote(chat.Add))
-//	a.Route("chat", rpc.RouteBySetting("rid"))
+//	a.Remote("chat.chatRemote.add", handler.Typed(chat.Add)) // called with a.CallFor(ctx, session, ...)
+//	a.Stateful("chat", "rid")                                // chat servers hold rooms, keyed by the session's rid
 //	log.Fatal(a.Run(context.Background(), os.Args[1:]))
 //
-// App wires the other packages together and holds no logic of its own
-// beyond the frontend's local-or-forward decision.
+// App wires the other packages together; its own logic is the frontend's:
+// whether a message runs locally or on which backend (route functions, or
+// the placement of a stateful type's keys and the sessions pinned to them,
+// kicked when the server holding their state ends).
 package app

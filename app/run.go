@@ -345,9 +345,13 @@ func (r *runner) shutdown(req stopRequest) {
 	r.log.Info("server stopped", "took", time.Since(start).Round(time.Millisecond))
 }
 
+// connections is what the server reports to the master as its
+// connections: a frontend's client sessions, a backend's sessions it holds
+// state for (channel members), which reach 0 once a draining backend is
+// empty.
 func (r *runner) connections() int {
 	if r.front == nil {
-		return 0
+		return r.back.Channels().Sessions()
 	}
 	return r.front.Len()
 }

@@ -87,6 +87,15 @@ func (cs *ChannelService) OnDrop(fn func(ctx context.Context, ch *Channel, dropp
 	cs.mu.Unlock()
 }
 
+// Sessions returns how many sessions are members of some channel: what a
+// backend reports as its connections to the master, so that a draining
+// server is seen to be empty.
+func (cs *ChannelService) Sessions() int {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return len(cs.index)
+}
+
 // Size returns the members of the channel named key, 0 if there is none:
 // how much state this server holds for a key of a stateful type (a room),
 // for placement (rpc.Node.Place).

@@ -10,6 +10,11 @@
 // marked down and left out of routing until it comes back, so calls to it
 // fail at once with a clear error instead of waiting.
 //
+// Servers are named by instance (Instance: id and epoch): requests for a
+// predecessor of a server never reach its successor. A push that cannot be
+// delivered kicks its sessions (KickEventually). Keys of stateful types are
+// placed where they are held (Place).
+//
 // The package does not know what a connector or a chat room is: frontends
 // and backends plug their behaviour in as handler functions.
 package rpc
