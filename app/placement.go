@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/shaddock/shaddock/handler"
@@ -30,8 +31,8 @@ type stateful struct {
 // pin says which server instance holds the state of a session's key of one
 // stateful type.
 type pin struct {
-	key  string
-	inst rpc.Instance
+	typ, key string
+	inst     rpc.Instance
 }
 
 type typeKey struct{ typ, key string }
@@ -57,7 +58,7 @@ type placements struct {
 	routines routines.Group
 
 	mu        sync.Mutex
-	bySession map[int64]map[string]pin // session id → server type → pin
+	bySession map[int64][]pin // session id → its pins, one per stateful type (most games have one)
 	byInst    map[rpc.Instance]map[int64]handler.Session
 	byKey     map[typeKey]*keyPlacement
 	scan      bool
@@ -65,7 +66,7 @@ type placements struct {
 }
 
 func newPlacements(mem *rpc.Membership, log *slog.Logger) *placements {
-	p := &placements{mem: mem, log: log, bySession: map[int64]map[string]pin{},
+	p := &placements{mem: mem, log: log, bySession: map[int64][]pin{},
 		byInst: map[rpc.Instance]map[int64]handler.Session{}, byKey: map[typeKey]*keyPlacement{}}
 	mem.Watch(p.membershipChanged)
 	return p
@@ -75,8 +76,12 @@ func newPlacements(mem *rpc.Membership, log *slog.Logger) *placements {
 func (p *placements) get(id int64, typ string) (pin, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	pn, ok := p.bySession[id][typ]
-	return pn, ok
+	for _, pn := range p.bySession[id] {
+		if pn.typ == typ {
+			return pn, true
+		}
+	}
+	return pin{}, false
 }
 
 // cached returns where this frontend's sessions with key are placed, if
@@ -97,14 +102,14 @@ func (p *placements) pin(s handler.Session, typ, key string, inst rpc.Instance) 
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	pins := p.bySession[s.ID()]
-	if pins == nil {
-		pins = map[string]pin{}
-		p.bySession[s.ID()] = pins
-	}
-	if old, ok := pins[typ]; ok {
-		p.unpinLocked(s.ID(), typ, old)
-	}
-	pins[typ] = pin{key, inst}
+	pins = slices.DeleteFunc(pins, func(old pin) bool {
+		if old.typ == typ {
+			p.unpinLocked(s.ID(), old)
+			return true
+		}
+		return false
+	})
+	p.bySession[s.ID()] = append(pins, pin{typ, key, inst})
 	if p.byInst[inst] == nil {
 		p.byInst[inst] = map[int64]handler.Session{}
 	}
@@ -119,14 +124,14 @@ func (p *placements) pin(s handler.Session, typ, key string, inst rpc.Instance) 
 	}
 }
 
-func (p *placements) unpinLocked(id int64, typ string, pn pin) {
+func (p *placements) unpinLocked(id int64, pn pin) {
 	if ss := p.byInst[pn.inst]; ss != nil {
 		delete(ss, id)
 		if len(ss) == 0 {
 			delete(p.byInst, pn.inst)
 		}
 	}
-	tk := typeKey{typ, pn.key}
+	tk := typeKey{pn.typ, pn.key}
 	if kp := p.byKey[tk]; kp != nil && kp.inst == pn.inst {
 		if kp.n--; kp.n <= 0 {
 			delete(p.byKey, tk)
@@ -138,8 +143,8 @@ func (p *placements) unpinLocked(id int64, typ string, pn pin) {
 func (p *placements) forget(id int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for typ, pn := range p.bySession[id] {
-		p.unpinLocked(id, typ, pn)
+	for _, pn := range p.bySession[id] {
+		p.unpinLocked(id, pn)
 	}
 	delete(p.bySession, id)
 }

@@ -104,36 +104,12 @@ func TestSessionsPlacedOnAnEndedServerAreKicked(t *testing.T) {
 func TestFrontendPlacesSessionKeys(t *testing.T) {
 	held := map[string]map[string]int64{"chat-1": {}, "chat-2": {}}
 	var heldMu sync.Mutex
-	var members []rpc.Member
-	lns := map[string]net.Listener{}
-	for i, id := range []string{"chat-1", "chat-2"} {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns[id] = ln
-		members = append(members, rpc.Member{ID: id, Type: "chat", State: rpc.StateRunning, Epoch: uint64(i + 1),
-			Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port})
-	}
+	members := startChatNodes(t, []string{"chat-1", "chat-2"}, func(id, key string) int64 {
+		heldMu.Lock()
+		defer heldMu.Unlock()
+		return held[id][key]
+	})
 	members = append(members, rpc.Member{ID: "connector-1", Type: "connector", Frontend: true, State: rpc.StateRunning, Host: "127.0.0.1", Port: 1})
-	for i, id := range []string{"chat-1", "chat-2"} {
-		mem := rpc.NewMembership()
-		mem.Replace(members)
-		n, err := rpc.NewNode(rpc.Config{Self: members[i], Secret: "s", Membership: mem})
-		if err != nil {
-			t.Fatal(err)
-		}
-		served := make(chan struct{})
-		go func() {
-			defer close(served)
-			n.Serve(lns[id], rpc.Handlers{Holds: func(key string) (int64, error) {
-				heldMu.Lock()
-				defer heldMu.Unlock()
-				return held[id][key], nil
-			}})
-		}()
-		defer func() { n.Close(); <-served }()
-	}
 	mem := rpc.NewMembership()
 	mem.Replace(members)
 	node, err := rpc.NewNode(rpc.Config{Self: members[2], Secret: "s", Membership: mem})
@@ -191,4 +167,36 @@ func TestFrontendPlacesSessionKeys(t *testing.T) {
 	mem.Upsert(rpc.Member{ID: "chat-2", Type: "chat", State: rpc.StateLost, Epoch: 2, Host: "127.0.0.1", Port: members[1].Port})
 	waitKick(t, s, ReasonServerRestarted)
 	waitKick(t, s2, ReasonServerRestarted)
+}
+
+// startChatNodes serves chat servers with the given ids (epochs 1, 2, ...),
+// each holding what holds says, until the test ends; it returns their
+// members.
+func startChatNodes(tb testing.TB, ids []string, holds func(id, key string) int64) []rpc.Member {
+	var members []rpc.Member
+	lns := map[string]net.Listener{}
+	for i, id := range ids {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		lns[id] = ln
+		members = append(members, rpc.Member{ID: id, Type: "chat", State: rpc.StateRunning, Epoch: uint64(i + 1),
+			Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port})
+	}
+	for i, id := range ids {
+		mem := rpc.NewMembership()
+		mem.Replace(members)
+		n, err := rpc.NewNode(rpc.Config{Self: members[i], Secret: "s", Membership: mem})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			n.Serve(lns[id], rpc.Handlers{Holds: func(key string) (int64, error) { return holds(id, key), nil }})
+		}()
+		tb.Cleanup(func() { n.Close(); <-served })
+	}
+	return members
 }
