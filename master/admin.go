@@ -251,7 +251,7 @@ func (a adminService) Start(req *masterpb.StartRequest, st grpc.ServerStreamingS
 			p.send(t.id+" is already running", false)
 			n++
 			go func() {
-				results <- m.await(st.Context(), t.id, m.startTimeout+launchTimeout, func(srv *server) (bool, string, error) {
+				results <- m.await(st.Context(), t.id, m.startTimeout()+launchTimeout, func(srv *server) (bool, string, error) {
 					switch srv.state {
 					case masterpb.ServerState_RUNNING:
 						return true, "running", nil
@@ -269,7 +269,7 @@ func (a adminService) Start(req *masterpb.StartRequest, st grpc.ServerStreamingS
 		m.mu.Unlock()
 		n++
 		go func() {
-			results <- m.await(st.Context(), t.id, m.startTimeout+launchTimeout, m.startedCheck(since))
+			results <- m.await(st.Context(), t.id, m.startTimeout()+launchTimeout, m.startedCheck(since))
 		}()
 	}
 	for range n {
@@ -448,7 +448,7 @@ func (a adminService) Restart(req *masterpb.StopRequest, st grpc.ServerStreaming
 		srv.backoff, srv.nextTry, srv.autoStart, srv.killReq = 0, time.Time{}, false, false
 		m.notifyLocked()
 		m.mu.Unlock()
-		r := m.await(st.Context(), t.id, termAfter+killAfter+m.startTimeout+launchTimeout, m.startedCheck(since))
+		r := m.await(st.Context(), t.id, termAfter+killAfter+m.startTimeout()+launchTimeout, m.startedCheck(since))
 		if r.err == nil && oldPid != 0 {
 			r.msg = fmt.Sprintf("restarted: pid %d → %s", oldPid, r.msg)
 		}

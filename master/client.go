@@ -106,6 +106,33 @@ func (c *Client) Restart(ctx context.Context, sel *masterpb.Selector, reason str
 	return drain("restart", st, progress)
 }
 
+// Reload has the master re-read servers.toml and apply the difference.
+func (c *Client) Reload(ctx context.Context, progress func(*masterpb.Progress)) error {
+	st, err := c.admin.Reload(ctx, &masterpb.ReloadRequest{})
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	return drain("reload", st, progress)
+}
+
+// Add adds one server, given as servers.toml keys, and starts it.
+func (c *Client) Add(ctx context.Context, fields map[string]string, progress func(*masterpb.Progress)) error {
+	st, err := c.admin.Add(ctx, &masterpb.AddRequest{Fields: fields})
+	if err != nil {
+		return fmt.Errorf("add: %w", err)
+	}
+	return drain("add", st, progress)
+}
+
+// Remove drains, stops and forgets the selected servers.
+func (c *Client) Remove(ctx context.Context, sel *masterpb.Selector, reason string, progress func(*masterpb.Progress)) error {
+	st, err := c.admin.Remove(ctx, &masterpb.StopRequest{Select: sel, Reason: reason})
+	if err != nil {
+		return fmt.Errorf("remove: %w", err)
+	}
+	return drain("remove", st, progress)
+}
+
 // Start starts the selected servers and waits until they run.
 func (c *Client) Start(ctx context.Context, sel *masterpb.Selector, progress func(*masterpb.Progress)) error {
 	st, err := c.admin.Start(ctx, &masterpb.StartRequest{Select: sel})

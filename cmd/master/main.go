@@ -8,6 +8,9 @@
 //	master kill [--id ID|--type T|--group G]
 //	master restart --id ID|--type T|--group G [--reason R]
 //	master logs --id ID [-f] [-n N]
+//	master reload
+//	master add id=ID type=T host=H port=P [clientPort=C frontend=true ...]
+//	master remove --id ID [--reason R]
 //	master help
 //
 // From the repo root, `bin/master start --env=development --daemon` starts
@@ -42,6 +45,7 @@ type command struct {
 	name, usage, summary string
 	flags                func(fs *flag.FlagSet, o *opts)
 	run                  func(o *opts) error
+	args                 bool // takes arguments after the flags
 }
 
 // opts are every command's flags (each command registers the ones it has).
@@ -51,6 +55,7 @@ type opts struct {
 	lines, notifyFD               int
 	timeout                       time.Duration
 	ids, types, groups            listFlag
+	args                          []string
 	stdout, stderr                io.Writer
 }
 
@@ -136,6 +141,34 @@ var commands = []*command{
 		run: restart,
 	},
 	{
+		name: "reload", usage: "reload [--env ENV] [--config servers.toml]",
+		summary: "re-read servers.toml and apply the difference: start added servers, drain then stop removed ones " +
+			"(their clients are kicked after drainTimeout), restart changed ones, leave the others alone; a line per " +
+			"change. An invalid file changes nothing.",
+		flags: func(fs *flag.FlagSet, o *opts) { common(fs, o, 10*time.Minute) },
+		run:   reload,
+	},
+	{
+		name: "add", usage: "add [--env ENV] [--config servers.toml] id=ID type=T host=H port=P [KEY=VALUE...]",
+		summary: "add one server that is not in servers.toml and start it (keys as in a servers.toml entry; args as " +
+			"a comma-separated list; env.NAME=VALUE). It runs until removed; a later reload removes it unless " +
+			"servers.toml has it.",
+		flags: func(fs *flag.FlagSet, o *opts) { common(fs, o, 2*time.Minute) },
+		run:   add,
+		args:  true,
+	},
+	{
+		name: "remove", usage: "remove [--env ENV] [--config servers.toml] --id ID|--type T|--group G [--reason R]",
+		summary: "drain servers (not offered to new clients), stop them once their sessions are gone or after " +
+			"drainTimeout, and take them out of the cluster until a reload (take them out of servers.toml to make it last).",
+		flags: func(fs *flag.FlagSet, o *opts) {
+			common(fs, o, 10*time.Minute)
+			selector(fs, o)
+			fs.StringVar(&o.reason, "reason", "server removed from the cluster", "kick reason sent to clients")
+		},
+		run: remove,
+	},
+	{
 		name: "logs", usage: "logs [--env ENV] [--config servers.toml] --id ID [-f] [-n N]",
 		summary: "print a server's log, read on its host (over SSH for another machine); needs no running master.",
 		flags: func(fs *flag.FlagSet, o *opts) {
@@ -179,10 +212,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	if fs.NArg() > 0 {
+	if fs.NArg() > 0 && !c.args {
 		fmt.Fprintf(stderr, "master %s: unexpected arguments %q\n", name, fs.Args())
 		return 2
 	}
+	o.args = fs.Args()
 	o.stdout, o.stderr = stdout, stderr
 	if err := c.run(o); err != nil {
 		fmt.Fprintf(stderr, "master %s: %v\n", name, err)
@@ -485,6 +519,62 @@ func restart(o *opts) error {
 	}
 	defer c.Close()
 	return c.Restart(ctx, sel, o.reason, o.printProgress)
+}
+
+func reload(o *opts) error {
+	// The file is checked here first: a broken edit never reaches the
+	// master, and the error names the file, line and key.
+	if _, _, err := o.load(); err != nil {
+		return fmt.Errorf("%w\nnothing changed", err)
+	}
+	ctx, cancel := o.context()
+	defer cancel()
+	c, err := o.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Reload(ctx, o.printProgress)
+}
+
+func add(o *opts) error {
+	fields := map[string]string{}
+	for _, a := range o.args {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("%q is not KEY=VALUE", a)
+		}
+		if _, dup := fields[k]; dup {
+			return fmt.Errorf("%s given twice", k)
+		}
+		fields[k] = v
+	}
+	if len(fields) == 0 {
+		return errors.New("describe the server: id=ID type=T host=H port=P [clientPort=C frontend=true ...]")
+	}
+	ctx, cancel := o.context()
+	defer cancel()
+	c, err := o.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Add(ctx, fields, o.printProgress)
+}
+
+func remove(o *opts) error {
+	sel := o.selector()
+	if len(sel.Ids)+len(sel.Types)+len(sel.Groups) == 0 {
+		return errors.New("say which servers: --id, --type or --group")
+	}
+	ctx, cancel := o.context()
+	defer cancel()
+	c, err := o.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Remove(ctx, sel, o.reason, o.printProgress)
 }
 
 func logs(o *opts) error {
