@@ -245,7 +245,7 @@ func (m *Master) Run(ctx context.Context) error {
 	m.ctx = runCtx
 	m.recover()
 
-	auth := authorizer{secret: m.secret, token: m.token}
+	auth := &authorizer{secret: m.secret, token: m.token, log: m.log}
 	opts := append(auth.serverOptions(),
 		grpc.WaitForHandlers(true),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
