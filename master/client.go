@@ -133,6 +133,15 @@ func (c *Client) Remove(ctx context.Context, sel *masterpb.Selector, reason stri
 	return drain("remove", st, progress)
 }
 
+// Update runs (or resumes) a rolling update.
+func (c *Client) Update(ctx context.Context, req *masterpb.UpdateRequest, progress func(*masterpb.Progress)) error {
+	st, err := c.admin.Update(ctx, req)
+	if err != nil {
+		return fmt.Errorf("update: %w", err)
+	}
+	return drain("update", st, progress)
+}
+
 // Start starts the selected servers and waits until they run.
 func (c *Client) Start(ctx context.Context, sel *masterpb.Selector, progress func(*masterpb.Progress)) error {
 	st, err := c.admin.Start(ctx, &masterpb.StartRequest{Select: sel})
@@ -283,6 +292,9 @@ func WriteTable(w io.Writer, rep *masterpb.ListReply) error {
 		if r := oneLine(s.GetReason()); len([]rune(r)) > reasonWidth {
 			fmt.Fprintf(w, "%s %s: %s\n", s.GetInfo().GetId(), stateName(s.GetState()), r)
 		}
+	}
+	if u := rep.GetUpdate(); u != "" {
+		fmt.Fprintln(w, u)
 	}
 	_, err := fmt.Fprintf(w, "env %s, master %s pid %d\n", rep.GetEnv(), rep.GetMasterId(), rep.GetMasterPid())
 	return err

@@ -66,6 +66,7 @@ func (m *Master) firstStart() {
 		}
 		m.note(fmt.Sprintf("env %s is up: all %d servers running on %s (%s)", m.env.Name, len(running), hosts, took), false)
 		m.finishStart(nil)
+		m.resumeUpdate()
 		return
 	}
 	err := fmt.Errorf("%d of %d servers did not start: %s", len(failed), total, strings.Join(failed, ", "))
@@ -98,7 +99,9 @@ func (m *Master) startOutcomeLocked() (running, failed, waiting []string) {
 			continue
 		}
 		switch {
-		case srv.state == masterpb.ServerState_RUNNING:
+		case srv.state == masterpb.ServerState_RUNNING, srv.state == masterpb.ServerState_DRAINING:
+			// Draining (told so by an earlier master, in an update that
+			// is resumed next) is serving.
 			running = append(running, id)
 		case srv.state == masterpb.ServerState_FAILED, srv.state == masterpb.ServerState_LOST:
 			failed = append(failed, id)

@@ -80,6 +80,7 @@ type Master struct {
 	binary    string                         // absolute path of the game binary, on every host
 	addr      string                         // control plane host:port
 	rolling   atomic.Pointer[config.Rolling] // timeouts; a reload may change them
+	lbCfg     atomic.Pointer[config.LB]      // the load balancer; a reload may change it
 	keepGoing bool
 	ready     func(error)
 
@@ -106,6 +107,7 @@ type Master struct {
 	mu         sync.Mutex
 	servers    map[string]*server
 	removed    map[string]bool   // taken out by `master remove`: not started again until a reload
+	updateNote string            // the rolling update, as List shows it
 	forgotten  map[string]uint64 // epochs of servers taken out, kept for when they come back
 	closing    bool
 	settled    bool
@@ -160,6 +162,8 @@ func New(cfg Config) (*Master, error) {
 		changed:   make(chan struct{}),
 	}
 	m.setRolling(env.Rolling)
+	lbc := env.LB
+	m.lbCfg.Store(&lbc)
 	m.hosts = newHosts(m, cfg.Launchers)
 	for _, s := range env.Servers {
 		m.servers[s.ID] = &server{id: s.ID, cfg: s, configured: true, state: masterpb.ServerState_STOPPED, want: true}

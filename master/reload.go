@@ -110,6 +110,8 @@ func (a adminService) Reload(_ *masterpb.ReloadRequest, st grpc.ServerStreamingS
 	p := &progress{st: st, total: len(pl.added) + len(pl.removed) + len(pl.changed)}
 	defer m.forward(p)()
 	m.setRolling(env.Rolling)
+	lbc := env.LB
+	m.lbCfg.Store(&lbc)
 	m.mu.Lock()
 	m.removed = map[string]bool{} // the file decides again
 	m.mu.Unlock()
@@ -352,56 +354,77 @@ func (m *Master) removeServers(ctx context.Context, ids []string, reason string,
 		p.send(fmt.Sprintf("- %s: draining (%d sessions; up to %s)", id, srv.conns, drainFor), false)
 	}
 	m.mu.Unlock()
+	if err := m.waitDrained(ctx, ids, drainFor, reason, p); err != nil {
+		for i, id := range ids {
+			results[i] = opResult{id: id, err: err}
+		}
+		return results
+	}
+	byID := m.stopIDs(ctx, ids, reason)
+	m.mu.Lock()
+	for i, id := range ids {
+		r, ok := byID[id]
+		if !ok {
+			r = opResult{id: id, msg: "was not in the cluster"}
+		} else if r.err == nil {
+			m.forgetLocked(id)
+			r.msg = "removed: " + r.msg
+		}
+		results[i] = r
+	}
+	m.notifyLocked()
+	m.mu.Unlock()
+	return results
+}
 
-	// Wait for their sessions to leave, all together.
-	deadline := time.NewTimer(drainFor)
+// waitDrained waits until the servers have no sessions left, or d passed
+// (then their stop kicks the rest with reason), all together. It fails only
+// when the master shuts down.
+func (m *Master) waitDrained(ctx context.Context, ids []string, d time.Duration, reason string, p *progress) error {
+	deadline := time.NewTimer(d)
 	defer deadline.Stop()
 	begin := time.Now()
 	for {
 		m.mu.Lock()
 		left := 0
 		for _, id := range ids {
-			if srv := m.servers[id]; srv != nil && srv.conns > 0 && (srv.sess != nil) {
+			if srv := m.servers[id]; srv != nil && srv.conns > 0 && srv.sess != nil {
 				left += int(srv.conns)
 			}
 		}
 		ch := m.changed
 		m.mu.Unlock()
 		if left == 0 {
-			if d := time.Since(begin); d > time.Second {
-				p.send(fmt.Sprintf("drained after %s", d.Round(100*time.Millisecond)), false)
+			if took := time.Since(begin); took > time.Second {
+				p.send(fmt.Sprintf("drained after %s", took.Round(100*time.Millisecond)), false)
 			}
-			break
+			return nil
 		}
 		select {
 		case <-ch:
 			continue
 		case <-deadline.C:
-			p.send(fmt.Sprintf("%d sessions still there after drainTimeout (%s): stopping, they are kicked with %q", left, drainFor, reason), false)
+			p.send(fmt.Sprintf("%d sessions still there after drainTimeout (%s): stopping, they are kicked with %q", left, d, reason), false)
 		case <-ctx.Done():
 			p.send("the client went away; stopping anyway", true)
 		case <-m.ctx.Done():
-			for i, id := range ids {
-				results[i] = opResult{id: id, err: errMasterClosing}
-			}
-			return results
+			return errMasterClosing
 		}
-		break
+		return nil
 	}
+}
 
-	// Stop, frontends first (their close hooks reach the backends), then
-	// forget.
+// stopIDs stops the servers gracefully (clients kicked with reason),
+// frontends first so that their session-close hooks still reach the
+// backends, and returns how each went.
+func (m *Master) stopIDs(ctx context.Context, ids []string, reason string) map[string]opResult {
 	procs := map[string]procAt{}
+	var ts []target
 	m.mu.Lock()
 	for _, id := range ids {
 		if srv := m.servers[id]; srv != nil {
-			srv.want, srv.hold, srv.restartReq, srv.stopReason = false, true, false, reason
+			srv.want, srv.hold, srv.restartReq, srv.autoStart, srv.stopReason = false, true, false, false, reason
 			procs[id] = srv.procAt()
-		}
-	}
-	var ts []target
-	for _, id := range ids {
-		if srv := m.servers[id]; srv != nil {
 			_, _, front := srv.typeGroup()
 			ts = append(ts, target{id: id, frontend: front})
 		}
@@ -429,20 +452,7 @@ func (m *Master) removeServers(ctx context.Context, ids []string, reason string,
 			byID[r.id] = r
 		}
 	}
-	m.mu.Lock()
-	for i, id := range ids {
-		r, ok := byID[id]
-		if !ok {
-			r = opResult{id: id, msg: "was not in the cluster"}
-		} else if r.err == nil {
-			m.forgetLocked(id)
-			r.msg = "removed: " + r.msg
-		}
-		results[i] = r
-	}
-	m.notifyLocked()
-	m.mu.Unlock()
-	return results
+	return byID
 }
 
 // drainLocked tells a server to drain and publishes it as DRAINING at once

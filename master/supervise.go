@@ -477,6 +477,9 @@ func (m *Master) recover() {
 	if err != nil {
 		m.log.Warn("ignoring the state file", "err", err)
 	}
+	if u, err := m.readUpdate(); err == nil && u != nil {
+		m.updateNote = u.describe()
+	}
 	type found struct {
 		id    string
 		entry StateEntry

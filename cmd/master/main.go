@@ -11,6 +11,8 @@
 //	master reload
 //	master add id=ID type=T host=H port=P [clientPort=C frontend=true ...]
 //	master remove --id ID [--reason R]
+//	master update --binary PATH [--group G] | --resume
+//	master lb haproxy
 //	master help
 //
 // From the repo root, `bin/master start --env=development --daemon` starts
@@ -34,6 +36,7 @@ import (
 	"time"
 
 	"github.com/shaddock/shaddock/config"
+	"github.com/shaddock/shaddock/lb"
 	"github.com/shaddock/shaddock/master"
 	"github.com/shaddock/shaddock/proto/masterpb"
 )
@@ -52,6 +55,8 @@ type command struct {
 type opts struct {
 	env, config, reason, logLevel string
 	daemon, keepGoing, follow     bool
+	resume                        bool
+	binary                        string
 	lines, notifyFD               int
 	timeout                       time.Duration
 	ids, types, groups            listFlag
@@ -167,6 +172,29 @@ var commands = []*command{
 			fs.StringVar(&o.reason, "reason", "server removed from the cluster", "kick reason sent to clients")
 		},
 		run: remove,
+	},
+	{
+		name: "update", usage: "update [--env ENV] [--config servers.toml] --binary PATH [--group G] | --resume",
+		summary: "two-group rolling update to the build at PATH: for group b, then a, drain the group's gates at the " +
+			"load balancer and its frontends, wait for their players to leave (drainTimeout; the rest are kicked), stop the " +
+			"group, install PATH (keeping the previous binary as .prev), start it, wait until it registered, ready it at " +
+			"the load balancer. A group that fails to come up goes back to the previous build; the command then exits " +
+			"non-zero. --resume finishes an interrupted update.",
+		flags: func(fs *flag.FlagSet, o *opts) {
+			common(fs, o, 30*time.Minute)
+			fs.StringVar(&o.binary, "binary", "", "the new build (a file on this machine)")
+			fs.Var(&o.groups, "group", "update only this group (repeatable; default b, then a)")
+			fs.BoolVar(&o.resume, "resume", false, "finish an update a master left half-way")
+		},
+		run: update,
+	},
+	{
+		name: "lb", usage: "lb [--env ENV] [--config servers.toml] haproxy",
+		summary: "print a haproxy.cfg fragment for the topology: the admin socket of [ENV.lb] haproxySocket, a TCP " +
+			"frontend, and a backend with a server per gate (named by gate id, as the update expects).",
+		flags: func(fs *flag.FlagSet, o *opts) { common(fs, o, 10*time.Second) },
+		run:   lbConfig,
+		args:  true,
 	},
 	{
 		name: "logs", usage: "logs [--env ENV] [--config servers.toml] --id ID [-f] [-n N]",
@@ -575,6 +603,39 @@ func remove(o *opts) error {
 	}
 	defer c.Close()
 	return c.Remove(ctx, sel, o.reason, o.printProgress)
+}
+
+func update(o *opts) error {
+	if (o.binary == "") == !o.resume {
+		return errors.New("give the new build (--binary PATH), or --resume")
+	}
+	bin := o.binary
+	if bin != "" {
+		abs, err := filepath.Abs(bin)
+		if err != nil {
+			return err
+		}
+		bin = abs
+	}
+	ctx, cancel := o.context()
+	defer cancel()
+	c, err := o.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Update(ctx, &masterpb.UpdateRequest{Binary: bin, Groups: o.groups, Resume: o.resume}, o.printProgress)
+}
+
+func lbConfig(o *opts) error {
+	if len(o.args) != 1 || o.args[0] != "haproxy" {
+		return errors.New("say which balancer: master lb haproxy")
+	}
+	_, env, err := o.load()
+	if err != nil {
+		return err
+	}
+	return lb.HAProxyConfig(o.stdout, env)
 }
 
 func logs(o *opts) error {

@@ -923,11 +923,13 @@ func (*ListRequest) Descriptor() ([]byte, []int) {
 }
 
 type ListReply struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Env           string                 `protobuf:"bytes,1,opt,name=env,proto3" json:"env,omitempty"`
-	MasterId      string                 `protobuf:"bytes,2,opt,name=master_id,json=masterId,proto3" json:"master_id,omitempty"`
-	MasterPid     int32                  `protobuf:"varint,3,opt,name=master_pid,json=masterPid,proto3" json:"master_pid,omitempty"`
-	Servers       []*ServerStatus        `protobuf:"bytes,4,rep,name=servers,proto3" json:"servers,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Env       string                 `protobuf:"bytes,1,opt,name=env,proto3" json:"env,omitempty"`
+	MasterId  string                 `protobuf:"bytes,2,opt,name=master_id,json=masterId,proto3" json:"master_id,omitempty"`
+	MasterPid int32                  `protobuf:"varint,3,opt,name=master_pid,json=masterPid,proto3" json:"master_pid,omitempty"`
+	Servers   []*ServerStatus        `protobuf:"bytes,4,rep,name=servers,proto3" json:"servers,omitempty"`
+	// A rolling update under way, or the last one's outcome; empty if none.
+	Update        string `protobuf:"bytes,5,opt,name=update,proto3" json:"update,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -988,6 +990,13 @@ func (x *ListReply) GetServers() []*ServerStatus {
 		return x.Servers
 	}
 	return nil
+}
+
+func (x *ListReply) GetUpdate() string {
+	if x != nil {
+		return x.Update
+	}
+	return ""
 }
 
 // Selector picks servers; empty means all.
@@ -1192,6 +1201,69 @@ func (*ReloadRequest) Descriptor() ([]byte, []int) {
 	return file_master_proto_rawDescGZIP(), []int{16}
 }
 
+type UpdateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new build: a path on the master's machine.
+	Binary string `protobuf:"bytes,1,opt,name=binary,proto3" json:"binary,omitempty"`
+	// Groups to update, in order; empty: b, then a.
+	Groups []string `protobuf:"bytes,2,rep,name=groups,proto3" json:"groups,omitempty"`
+	// Go on with an interrupted update instead (binary is then not needed).
+	Resume        bool `protobuf:"varint,3,opt,name=resume,proto3" json:"resume,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateRequest) Reset() {
+	*x = UpdateRequest{}
+	mi := &file_master_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateRequest) ProtoMessage() {}
+
+func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_master_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateRequest.ProtoReflect.Descriptor instead.
+func (*UpdateRequest) Descriptor() ([]byte, []int) {
+	return file_master_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *UpdateRequest) GetBinary() string {
+	if x != nil {
+		return x.Binary
+	}
+	return ""
+}
+
+func (x *UpdateRequest) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+func (x *UpdateRequest) GetResume() bool {
+	if x != nil {
+		return x.Resume
+	}
+	return false
+}
+
 // AddRequest describes a server as a servers.toml entry would, as
 // key=value pairs with the entry's keys (id, type, host, port, clientHost,
 // clientPort, frontend, group, autoRestart, args, env.NAME).
@@ -1204,7 +1276,7 @@ type AddRequest struct {
 
 func (x *AddRequest) Reset() {
 	*x = AddRequest{}
-	mi := &file_master_proto_msgTypes[17]
+	mi := &file_master_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1216,7 +1288,7 @@ func (x *AddRequest) String() string {
 func (*AddRequest) ProtoMessage() {}
 
 func (x *AddRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_master_proto_msgTypes[17]
+	mi := &file_master_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1229,7 +1301,7 @@ func (x *AddRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddRequest.ProtoReflect.Descriptor instead.
 func (*AddRequest) Descriptor() ([]byte, []int) {
-	return file_master_proto_rawDescGZIP(), []int{17}
+	return file_master_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *AddRequest) GetFields() map[string]string {
@@ -1252,7 +1324,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_master_proto_msgTypes[18]
+	mi := &file_master_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1264,7 +1336,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_master_proto_msgTypes[18]
+	mi := &file_master_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1277,7 +1349,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_master_proto_rawDescGZIP(), []int{18}
+	return file_master_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Progress) GetMessage() string {
@@ -1371,13 +1443,14 @@ const file_master_proto_rawDesc = "" +
 	"\tuptime_ms\x18\x04 \x01(\x03R\buptimeMs\x12\x1a\n" +
 	"\brestarts\x18\x05 \x01(\x05R\brestarts\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\"\r\n" +
-	"\vListRequest\"\x95\x01\n" +
+	"\vListRequest\"\xad\x01\n" +
 	"\tListReply\x12\x10\n" +
 	"\x03env\x18\x01 \x01(\tR\x03env\x12\x1b\n" +
 	"\tmaster_id\x18\x02 \x01(\tR\bmasterId\x12\x1d\n" +
 	"\n" +
 	"master_pid\x18\x03 \x01(\x05R\tmasterPid\x12:\n" +
-	"\aservers\x18\x04 \x03(\v2 .shaddock.master.v1.ServerStatusR\aservers\"J\n" +
+	"\aservers\x18\x04 \x03(\v2 .shaddock.master.v1.ServerStatusR\aservers\x12\x16\n" +
+	"\x06update\x18\x05 \x01(\tR\x06update\"J\n" +
 	"\bSelector\x12\x10\n" +
 	"\x03ids\x18\x01 \x03(\tR\x03ids\x12\x14\n" +
 	"\x05types\x18\x02 \x03(\tR\x05types\x12\x16\n" +
@@ -1388,7 +1461,11 @@ const file_master_proto_rawDesc = "" +
 	"\x06master\x18\x03 \x01(\bR\x06master\"D\n" +
 	"\fStartRequest\x124\n" +
 	"\x06select\x18\x01 \x01(\v2\x1c.shaddock.master.v1.SelectorR\x06select\"\x0f\n" +
-	"\rReloadRequest\"\x8b\x01\n" +
+	"\rReloadRequest\"W\n" +
+	"\rUpdateRequest\x12\x16\n" +
+	"\x06binary\x18\x01 \x01(\tR\x06binary\x12\x16\n" +
+	"\x06groups\x18\x02 \x03(\tR\x06groups\x12\x16\n" +
+	"\x06resume\x18\x03 \x01(\bR\x06resume\"\x8b\x01\n" +
 	"\n" +
 	"AddRequest\x12B\n" +
 	"\x06fields\x18\x01 \x03(\v2*.shaddock.master.v1.AddRequest.FieldsEntryR\x06fields\x1a9\n" +
@@ -1411,7 +1488,7 @@ const file_master_proto_rawDesc = "" +
 	"\n" +
 	"\x06FAILED\x10\a2`\n" +
 	"\bRegistry\x12T\n" +
-	"\bRegister\x12!.shaddock.master.v1.ServerMessage\x1a!.shaddock.master.v1.MasterMessage(\x010\x012\xd7\x04\n" +
+	"\bRegister\x12!.shaddock.master.v1.ServerMessage\x1a!.shaddock.master.v1.MasterMessage(\x010\x012\xa4\x05\n" +
 	"\x05Admin\x12F\n" +
 	"\x04List\x12\x1f.shaddock.master.v1.ListRequest\x1a\x1d.shaddock.master.v1.ListReply\x12G\n" +
 	"\x04Stop\x12\x1f.shaddock.master.v1.StopRequest\x1a\x1c.shaddock.master.v1.Progress0\x01\x12G\n" +
@@ -1420,7 +1497,8 @@ const file_master_proto_rawDesc = "" +
 	"\aRestart\x12\x1f.shaddock.master.v1.StopRequest\x1a\x1c.shaddock.master.v1.Progress0\x01\x12K\n" +
 	"\x06Reload\x12!.shaddock.master.v1.ReloadRequest\x1a\x1c.shaddock.master.v1.Progress0\x01\x12E\n" +
 	"\x03Add\x12\x1e.shaddock.master.v1.AddRequest\x1a\x1c.shaddock.master.v1.Progress0\x01\x12I\n" +
-	"\x06Remove\x12\x1f.shaddock.master.v1.StopRequest\x1a\x1c.shaddock.master.v1.Progress0\x01B-Z+github.com/shaddock/shaddock/proto/masterpbb\x06proto3"
+	"\x06Remove\x12\x1f.shaddock.master.v1.StopRequest\x1a\x1c.shaddock.master.v1.Progress0\x01\x12K\n" +
+	"\x06Update\x12!.shaddock.master.v1.UpdateRequest\x1a\x1c.shaddock.master.v1.Progress0\x01B-Z+github.com/shaddock/shaddock/proto/masterpbb\x06proto3"
 
 var (
 	file_master_proto_rawDescOnce sync.Once
@@ -1435,7 +1513,7 @@ func file_master_proto_rawDescGZIP() []byte {
 }
 
 var file_master_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_master_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_master_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_master_proto_goTypes = []any{
 	(ServerState)(0),      // 0: shaddock.master.v1.ServerState
 	(*ServerInfo)(nil),    // 1: shaddock.master.v1.ServerInfo
@@ -1455,9 +1533,10 @@ var file_master_proto_goTypes = []any{
 	(*StopRequest)(nil),   // 15: shaddock.master.v1.StopRequest
 	(*StartRequest)(nil),  // 16: shaddock.master.v1.StartRequest
 	(*ReloadRequest)(nil), // 17: shaddock.master.v1.ReloadRequest
-	(*AddRequest)(nil),    // 18: shaddock.master.v1.AddRequest
-	(*Progress)(nil),      // 19: shaddock.master.v1.Progress
-	nil,                   // 20: shaddock.master.v1.AddRequest.FieldsEntry
+	(*UpdateRequest)(nil), // 18: shaddock.master.v1.UpdateRequest
+	(*AddRequest)(nil),    // 19: shaddock.master.v1.AddRequest
+	(*Progress)(nil),      // 20: shaddock.master.v1.Progress
+	nil,                   // 21: shaddock.master.v1.AddRequest.FieldsEntry
 }
 var file_master_proto_depIdxs = []int32{
 	1,  // 0: shaddock.master.v1.Member.info:type_name -> shaddock.master.v1.ServerInfo
@@ -1478,7 +1557,7 @@ var file_master_proto_depIdxs = []int32{
 	11, // 15: shaddock.master.v1.ListReply.servers:type_name -> shaddock.master.v1.ServerStatus
 	14, // 16: shaddock.master.v1.StopRequest.select:type_name -> shaddock.master.v1.Selector
 	14, // 17: shaddock.master.v1.StartRequest.select:type_name -> shaddock.master.v1.Selector
-	20, // 18: shaddock.master.v1.AddRequest.fields:type_name -> shaddock.master.v1.AddRequest.FieldsEntry
+	21, // 18: shaddock.master.v1.AddRequest.fields:type_name -> shaddock.master.v1.AddRequest.FieldsEntry
 	3,  // 19: shaddock.master.v1.Registry.Register:input_type -> shaddock.master.v1.ServerMessage
 	12, // 20: shaddock.master.v1.Admin.List:input_type -> shaddock.master.v1.ListRequest
 	15, // 21: shaddock.master.v1.Admin.Stop:input_type -> shaddock.master.v1.StopRequest
@@ -1486,19 +1565,21 @@ var file_master_proto_depIdxs = []int32{
 	16, // 23: shaddock.master.v1.Admin.Start:input_type -> shaddock.master.v1.StartRequest
 	15, // 24: shaddock.master.v1.Admin.Restart:input_type -> shaddock.master.v1.StopRequest
 	17, // 25: shaddock.master.v1.Admin.Reload:input_type -> shaddock.master.v1.ReloadRequest
-	18, // 26: shaddock.master.v1.Admin.Add:input_type -> shaddock.master.v1.AddRequest
+	19, // 26: shaddock.master.v1.Admin.Add:input_type -> shaddock.master.v1.AddRequest
 	15, // 27: shaddock.master.v1.Admin.Remove:input_type -> shaddock.master.v1.StopRequest
-	6,  // 28: shaddock.master.v1.Registry.Register:output_type -> shaddock.master.v1.MasterMessage
-	13, // 29: shaddock.master.v1.Admin.List:output_type -> shaddock.master.v1.ListReply
-	19, // 30: shaddock.master.v1.Admin.Stop:output_type -> shaddock.master.v1.Progress
-	19, // 31: shaddock.master.v1.Admin.Kill:output_type -> shaddock.master.v1.Progress
-	19, // 32: shaddock.master.v1.Admin.Start:output_type -> shaddock.master.v1.Progress
-	19, // 33: shaddock.master.v1.Admin.Restart:output_type -> shaddock.master.v1.Progress
-	19, // 34: shaddock.master.v1.Admin.Reload:output_type -> shaddock.master.v1.Progress
-	19, // 35: shaddock.master.v1.Admin.Add:output_type -> shaddock.master.v1.Progress
-	19, // 36: shaddock.master.v1.Admin.Remove:output_type -> shaddock.master.v1.Progress
-	28, // [28:37] is the sub-list for method output_type
-	19, // [19:28] is the sub-list for method input_type
+	18, // 28: shaddock.master.v1.Admin.Update:input_type -> shaddock.master.v1.UpdateRequest
+	6,  // 29: shaddock.master.v1.Registry.Register:output_type -> shaddock.master.v1.MasterMessage
+	13, // 30: shaddock.master.v1.Admin.List:output_type -> shaddock.master.v1.ListReply
+	20, // 31: shaddock.master.v1.Admin.Stop:output_type -> shaddock.master.v1.Progress
+	20, // 32: shaddock.master.v1.Admin.Kill:output_type -> shaddock.master.v1.Progress
+	20, // 33: shaddock.master.v1.Admin.Start:output_type -> shaddock.master.v1.Progress
+	20, // 34: shaddock.master.v1.Admin.Restart:output_type -> shaddock.master.v1.Progress
+	20, // 35: shaddock.master.v1.Admin.Reload:output_type -> shaddock.master.v1.Progress
+	20, // 36: shaddock.master.v1.Admin.Add:output_type -> shaddock.master.v1.Progress
+	20, // 37: shaddock.master.v1.Admin.Remove:output_type -> shaddock.master.v1.Progress
+	20, // 38: shaddock.master.v1.Admin.Update:output_type -> shaddock.master.v1.Progress
+	29, // [29:39] is the sub-list for method output_type
+	19, // [19:29] is the sub-list for method input_type
 	19, // [19:19] is the sub-list for extension type_name
 	19, // [19:19] is the sub-list for extension extendee
 	0,  // [0:19] is the sub-list for field type_name
@@ -1529,7 +1610,7 @@ func file_master_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_master_proto_rawDesc), len(file_master_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   20,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -142,6 +142,7 @@ const (
 	Admin_Reload_FullMethodName  = "/shaddock.master.v1.Admin/Reload"
 	Admin_Add_FullMethodName     = "/shaddock.master.v1.Admin/Add"
 	Admin_Remove_FullMethodName  = "/shaddock.master.v1.Admin/Remove"
+	Admin_Update_FullMethodName  = "/shaddock.master.v1.Admin/Update"
 )
 
 // AdminClient is the client API for Admin service.
@@ -174,6 +175,8 @@ type AdminClient interface {
 	Add(ctx context.Context, in *AddRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Progress], error)
 	// Remove drains the selected servers, then stops them and forgets them.
 	Remove(ctx context.Context, in *StopRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Progress], error)
+	// Update is the two-group rolling update to a new build (DESIGN §9).
+	Update(ctx context.Context, in *UpdateRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Progress], error)
 }
 
 type adminClient struct {
@@ -327,6 +330,25 @@ func (c *adminClient) Remove(ctx context.Context, in *StopRequest, opts ...grpc.
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Admin_RemoveClient = grpc.ServerStreamingClient[Progress]
 
+func (c *adminClient) Update(ctx context.Context, in *UpdateRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Progress], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Admin_ServiceDesc.Streams[7], Admin_Update_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[UpdateRequest, Progress]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Admin_UpdateClient = grpc.ServerStreamingClient[Progress]
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -357,6 +379,8 @@ type AdminServer interface {
 	Add(*AddRequest, grpc.ServerStreamingServer[Progress]) error
 	// Remove drains the selected servers, then stops them and forgets them.
 	Remove(*StopRequest, grpc.ServerStreamingServer[Progress]) error
+	// Update is the two-group rolling update to a new build (DESIGN §9).
+	Update(*UpdateRequest, grpc.ServerStreamingServer[Progress]) error
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -390,6 +414,9 @@ func (UnimplementedAdminServer) Add(*AddRequest, grpc.ServerStreamingServer[Prog
 }
 func (UnimplementedAdminServer) Remove(*StopRequest, grpc.ServerStreamingServer[Progress]) error {
 	return status.Error(codes.Unimplemented, "method Remove not implemented")
+}
+func (UnimplementedAdminServer) Update(*UpdateRequest, grpc.ServerStreamingServer[Progress]) error {
+	return status.Error(codes.Unimplemented, "method Update not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -507,6 +534,17 @@ func _Admin_Remove_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Admin_RemoveServer = grpc.ServerStreamingServer[Progress]
 
+func _Admin_Update_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(UpdateRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AdminServer).Update(m, &grpc.GenericServerStream[UpdateRequest, Progress]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Admin_UpdateServer = grpc.ServerStreamingServer[Progress]
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -553,6 +591,11 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Remove",
 			Handler:       _Admin_Remove_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Update",
+			Handler:       _Admin_Update_Handler,
 			ServerStreams: true,
 		},
 	},
