@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -35,7 +36,7 @@ func (a adminService) List(context.Context, *masterpb.ListRequest) (*masterpb.Li
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := time.Now()
-	rep := &masterpb.ListReply{Env: m.env.Name, MasterId: m.env.Master.ID, MasterPid: int32(os.Getpid())}
+	rep := &masterpb.ListReply{Env: m.env.Name, MasterId: m.env.Master.ID, MasterPid: int32(os.Getpid()), Update: m.updateNote}
 	for _, id := range m.idsLocked() {
 		rep.Servers = append(rep.Servers, m.statusLocked(m.servers[id], now))
 	}
@@ -87,7 +88,8 @@ type opResult struct {
 // progress sends progress lines; a client that went away does not stop the
 // operation.
 type progress struct {
-	st          grpc.ServerStreamingServer[masterpb.Progress]
+	st          grpc.ServerStreamingServer[masterpb.Progress] // nil: lines go to log
+	log         *slog.Logger
 	mu          sync.Mutex // a stream takes one sender at a time
 	done, total int
 	failed      int
@@ -96,6 +98,12 @@ type progress struct {
 func (p *progress) send(msg string, isErr bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.st == nil {
+		if p.log != nil {
+			p.log.Info("progress", "line", msg, "error", isErr)
+		}
+		return
+	}
 	p.st.Send(&masterpb.Progress{Message: msg, Done: int32(p.done), Total: int32(p.total), Error: isErr})
 }
 
@@ -251,7 +259,7 @@ func (a adminService) Start(req *masterpb.StartRequest, st grpc.ServerStreamingS
 			p.send(t.id+" is already running", false)
 			n++
 			go func() {
-				results <- m.await(st.Context(), t.id, m.startTimeout+launchTimeout, func(srv *server) (bool, string, error) {
+				results <- m.await(st.Context(), t.id, m.startTimeout()+launchTimeout, func(srv *server) (bool, string, error) {
 					switch srv.state {
 					case masterpb.ServerState_RUNNING:
 						return true, "running", nil
@@ -269,7 +277,7 @@ func (a adminService) Start(req *masterpb.StartRequest, st grpc.ServerStreamingS
 		m.mu.Unlock()
 		n++
 		go func() {
-			results <- m.await(st.Context(), t.id, m.startTimeout+launchTimeout, m.startedCheck(since))
+			results <- m.await(st.Context(), t.id, m.startTimeout()+launchTimeout, m.startedCheck(since))
 		}()
 	}
 	for range n {
@@ -448,7 +456,7 @@ func (a adminService) Restart(req *masterpb.StopRequest, st grpc.ServerStreaming
 		srv.backoff, srv.nextTry, srv.autoStart, srv.killReq = 0, time.Time{}, false, false
 		m.notifyLocked()
 		m.mu.Unlock()
-		r := m.await(st.Context(), t.id, termAfter+killAfter+m.startTimeout+launchTimeout, m.startedCheck(since))
+		r := m.await(st.Context(), t.id, termAfter+killAfter+m.startTimeout()+launchTimeout, m.startedCheck(since))
 		if r.err == nil && oldPid != 0 {
 			r.msg = fmt.Sprintf("restarted: pid %d → %s", oldPid, r.msg)
 		}

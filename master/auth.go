@@ -3,11 +3,15 @@ package master
 import (
 	"context"
 	"crypto/subtle"
+	"log/slog"
 	"strings"
+	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/shaddock/shaddock/rpc"
@@ -20,12 +24,51 @@ const (
 )
 
 // authorizer checks every call on the control port: registry calls carry
-// the cluster secret, admin calls the admin token. Anything else is refused.
+// the cluster secret, admin calls the admin token. Anything else is
+// refused, and logged (at most once per authLogEvery, with a count of what
+// was not logged, so a flood cannot flood the log).
 type authorizer struct {
 	secret, token string
+	log           *slog.Logger
+
+	mu         sync.Mutex
+	lastLog    time.Time
+	suppressed int
 }
 
-func (a authorizer) check(ctx context.Context, method string) error {
+const authLogEvery = 10 * time.Second
+
+// refused logs a refused call, rate-limited, and returns err.
+func (a *authorizer) refused(ctx context.Context, method string, err error) error {
+	if a.log == nil {
+		return err
+	}
+	a.mu.Lock()
+	now := time.Now()
+	if now.Sub(a.lastLog) < authLogEvery {
+		a.suppressed++
+		a.mu.Unlock()
+		return err
+	}
+	n := a.suppressed
+	a.lastLog, a.suppressed = now, 0
+	a.mu.Unlock()
+	from := "unknown"
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		from = p.Addr.String()
+	}
+	a.log.Warn("control port call refused", "method", method, "from", from, "err", status.Convert(err).Message(), "more_refused_since_last_line", n)
+	return err
+}
+
+func (a *authorizer) check(ctx context.Context, method string) error {
+	if err := a.verify(ctx, method); err != nil {
+		return a.refused(ctx, method, err)
+	}
+	return nil
+}
+
+func (a *authorizer) verify(ctx context.Context, method string) error {
 	md, _ := metadata.FromIncomingContext(ctx)
 	switch {
 	case strings.HasPrefix(method, registryPrefix):
@@ -54,7 +97,7 @@ func oneEqual(vals []string, want string) bool {
 	return len(vals) == 1 && want != "" && subtle.ConstantTimeCompare([]byte(vals[0]), []byte(want)) == 1
 }
 
-func (a authorizer) serverOptions() []grpc.ServerOption {
+func (a *authorizer) serverOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			if err := a.check(ctx, info.FullMethod); err != nil {

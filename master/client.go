@@ -106,6 +106,42 @@ func (c *Client) Restart(ctx context.Context, sel *masterpb.Selector, reason str
 	return drain("restart", st, progress)
 }
 
+// Reload has the master re-read servers.toml and apply the difference.
+func (c *Client) Reload(ctx context.Context, progress func(*masterpb.Progress)) error {
+	st, err := c.admin.Reload(ctx, &masterpb.ReloadRequest{})
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	return drain("reload", st, progress)
+}
+
+// Add adds one server, given as servers.toml keys, and starts it.
+func (c *Client) Add(ctx context.Context, fields map[string]string, progress func(*masterpb.Progress)) error {
+	st, err := c.admin.Add(ctx, &masterpb.AddRequest{Fields: fields})
+	if err != nil {
+		return fmt.Errorf("add: %w", err)
+	}
+	return drain("add", st, progress)
+}
+
+// Remove drains, stops and forgets the selected servers.
+func (c *Client) Remove(ctx context.Context, sel *masterpb.Selector, reason string, progress func(*masterpb.Progress)) error {
+	st, err := c.admin.Remove(ctx, &masterpb.StopRequest{Select: sel, Reason: reason})
+	if err != nil {
+		return fmt.Errorf("remove: %w", err)
+	}
+	return drain("remove", st, progress)
+}
+
+// Update runs (or resumes) a rolling update.
+func (c *Client) Update(ctx context.Context, req *masterpb.UpdateRequest, progress func(*masterpb.Progress)) error {
+	st, err := c.admin.Update(ctx, req)
+	if err != nil {
+		return fmt.Errorf("update: %w", err)
+	}
+	return drain("update", st, progress)
+}
+
 // Start starts the selected servers and waits until they run.
 func (c *Client) Start(ctx context.Context, sel *masterpb.Selector, progress func(*masterpb.Progress)) error {
 	st, err := c.admin.Start(ctx, &masterpb.StartRequest{Select: sel})
@@ -256,6 +292,9 @@ func WriteTable(w io.Writer, rep *masterpb.ListReply) error {
 		if r := oneLine(s.GetReason()); len([]rune(r)) > reasonWidth {
 			fmt.Fprintf(w, "%s %s: %s\n", s.GetInfo().GetId(), stateName(s.GetState()), r)
 		}
+	}
+	if u := rep.GetUpdate(); u != "" {
+		fmt.Fprintln(w, u)
 	}
 	_, err := fmt.Fprintf(w, "env %s, master %s pid %d\n", rep.GetEnv(), rep.GetMasterId(), rep.GetMasterPid())
 	return err

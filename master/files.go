@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shaddock/shaddock/config"
 	"github.com/shaddock/shaddock/master/launch"
 	"github.com/shaddock/shaddock/proto/masterpb"
 )
@@ -156,6 +157,11 @@ type State struct {
 	// Epochs is the last epoch given to each server id, running or not, so
 	// that the next master's instances have higher ones.
 	Epochs map[string]uint64 `json:"epochs,omitempty"`
+	// Added are the servers `master add` added (not in servers.toml), and
+	// Removed the ids `master remove` took out: a new master keeps both
+	// until a reload.
+	Added   map[string]config.Server `json:"added,omitempty"`
+	Removed []string                 `json:"removed,omitempty"`
 }
 
 // StateEntry is one running instance: its launcher's handle and epoch,

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -86,5 +87,38 @@ func TestEnvNameMustNameFiles(t *testing.T) {
 	}
 	if _, err := New(Config{Env: &config.Env{Name: "prod-2.eu_west"}, ConfigPath: "/x/servers.toml"}); err != nil {
 		t.Errorf("a plain env name: %v", err)
+	}
+}
+
+// The repository's servers.toml stays valid: the demo, and the production
+// example with its SSH hosts.
+func TestShippedServersToml(t *testing.T) {
+	abs, err := filepath.Abs("../servers.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"development", "production"} {
+		env, err := config.Load(abs, name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		m, err := New(Config{Env: env, ConfigPath: abs})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		remote := m.remoteHosts()
+		switch name {
+		case "development":
+			if len(remote) != 0 {
+				t.Errorf("the demo has remote hosts %v", remote)
+			}
+		case "production":
+			if !slices.Equal(remote, []string{"10.0.0.11", "10.0.0.12"}) || !env.SSH.UploadBinary || env.SSH.User != "chat" {
+				t.Errorf("production: remote hosts %v, ssh %+v", remote, env.SSH)
+			}
+			if base, bin := ServerPaths(env, abs); base != "/opt/chat" || bin != "/opt/chat/bin/chat" {
+				t.Errorf("production paths %s %s", base, bin)
+			}
+		}
 	}
 }

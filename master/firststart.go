@@ -23,7 +23,7 @@ func (m *Master) firstStart() {
 	if remote := m.remoteHosts(); len(remote) > 0 {
 		m.note(fmt.Sprintf("starting %d servers; remote hosts over SSH: %s", total, strings.Join(remote, ", ")), false)
 	}
-	deadline := time.NewTimer(launchTimeout + m.startTimeout)
+	deadline := time.NewTimer(launchTimeout + m.startTimeout())
 	defer deadline.Stop()
 	var running, failed, waiting []string
 	for {
@@ -48,7 +48,7 @@ func (m *Master) firstStart() {
 			return
 		}
 		for _, id := range waiting {
-			m.note(fmt.Sprintf("%s is not running after %s", id, (launchTimeout+m.startTimeout).Round(time.Second)), true)
+			m.note(fmt.Sprintf("%s is not running after %s", id, (launchTimeout+m.startTimeout()).Round(time.Second)), true)
 		}
 		failed = append(failed, waiting...)
 		break
@@ -66,6 +66,7 @@ func (m *Master) firstStart() {
 		}
 		m.note(fmt.Sprintf("env %s is up: all %d servers running on %s (%s)", m.env.Name, len(running), hosts, took), false)
 		m.finishStart(nil)
+		m.resumeUpdate()
 		return
 	}
 	err := fmt.Errorf("%d of %d servers did not start: %s", len(failed), total, strings.Join(failed, ", "))
@@ -98,7 +99,9 @@ func (m *Master) startOutcomeLocked() (running, failed, waiting []string) {
 			continue
 		}
 		switch {
-		case srv.state == masterpb.ServerState_RUNNING:
+		case srv.state == masterpb.ServerState_RUNNING, srv.state == masterpb.ServerState_DRAINING:
+			// Draining (told so by an earlier master, in an update that
+			// is resumed next) is serving.
 			running = append(running, id)
 		case srv.state == masterpb.ServerState_FAILED, srv.state == masterpb.ServerState_LOST:
 			failed = append(failed, id)
@@ -154,10 +157,4 @@ func (m *Master) abortStart() {
 }
 
 // hostCount is how many hosts the config spreads its servers over.
-func (m *Master) hostCount() int {
-	seen := map[string]bool{}
-	for _, s := range m.env.Servers {
-		seen[s.Host] = true
-	}
-	return len(seen)
-}
+func (m *Master) hostCount() int { return len(m.configuredHosts()) }

@@ -26,15 +26,15 @@ import (
 // uploadBinary is set, copied once per host and only when its SHA-256
 // there differs.
 type hosts struct {
-	m        *Master
-	local    launch.Launcher
-	ssh      launch.Launcher // nil until a remote host needs it
-	sshErr   error           // why the SSH launcher could not be made
-	injected bool            // launchers given by the config (tests)
+	m     *Master
+	local launch.Launcher
 
-	mu    sync.Mutex
-	ready map[string]*prepCall // host → its last preparation
-	sums  map[string]fileSum   // local file → its checksum
+	mu       sync.Mutex
+	ssh      launch.Launcher      // made when a remote host first needs it
+	sshErr   error                // why it could not be made
+	injected bool                 // launchers given by the config (tests)
+	ready    map[string]*prepCall // host → its last preparation
+	sums     map[string]fileSum   // local file → its checksum
 }
 
 // prepCall is one preparation of a host, shared by the starts waiting on it.
@@ -60,10 +60,17 @@ func newHosts(m *Master, given map[string]launch.Launcher) *hosts {
 		return h
 	}
 	h.local = launch.NewLocal(m.log)
-	if m.remoteHosts() != nil {
-		h.ssh, h.sshErr = newSSH(m.env.SSH, m.log)
-	}
 	return h
+}
+
+// remote returns the SSH launcher, making it on first use.
+func (h *hosts) remote() (launch.Launcher, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ssh == nil && h.sshErr == nil {
+		h.ssh, h.sshErr = newSSH(h.m.env.SSH, h.m.log)
+	}
+	return h.ssh, h.sshErr
 }
 
 // newSSH makes the SSH launcher for an environment's [ENV.ssh] table.
@@ -76,13 +83,26 @@ func newSSH(c config.SSH, log *slog.Logger) (launch.Launcher, error) {
 	return s, nil
 }
 
-// remoteHosts returns the hosts of the config that are not this machine,
-// sorted.
+// remoteHosts returns the hosts of the configured servers that are not
+// this machine, sorted.
 func (m *Master) remoteHosts() []string {
 	var out []string
-	for _, s := range m.env.Servers {
-		if !isLocalHost(s.Host) && !slices.Contains(out, s.Host) {
-			out = append(out, s.Host)
+	for _, h := range m.configuredHosts() {
+		if !isLocalHost(h) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// configuredHosts returns the hosts of the configured servers, sorted.
+func (m *Master) configuredHosts() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for _, srv := range m.servers {
+		if srv.configured && !slices.Contains(out, srv.cfg.Host) {
+			out = append(out, srv.cfg.Host)
 		}
 	}
 	slices.Sort(out)
@@ -94,10 +114,11 @@ func (h *hosts) launcher(host string) (launch.Launcher, error) {
 	if isLocalHost(host) {
 		return h.local, nil
 	}
-	if h.ssh == nil {
-		return nil, &launch.HostError{Host: host, Err: fmt.Errorf("ssh %s: %w", host, h.sshErr)}
+	l, err := h.remote()
+	if err != nil {
+		return nil, &launch.HostError{Host: host, Err: fmt.Errorf("ssh %s: %w", host, err)}
 	}
-	return h.ssh, nil
+	return l, nil
 }
 
 // byDriver returns the launcher that made a handle.
@@ -106,10 +127,11 @@ func (h *hosts) byDriver(driver string) (launch.Launcher, error) {
 	case launch.DriverLocal:
 		return h.local, nil
 	case launch.DriverSSH:
-		if h.ssh == nil {
-			return nil, fmt.Errorf("ssh: %w", h.sshErr)
+		l, err := h.remote()
+		if err != nil {
+			return nil, fmt.Errorf("ssh: %w", err)
 		}
-		return h.ssh, nil
+		return l, nil
 	}
 	return nil, fmt.Errorf("unknown launcher %q", driver)
 }
@@ -119,10 +141,13 @@ func (h *hosts) hostErr(host string) error {
 	if isLocalHost(host) {
 		return nil
 	}
-	if h.ssh == nil {
-		return h.sshErr
+	h.mu.Lock()
+	l, err := h.ssh, h.sshErr
+	h.mu.Unlock()
+	if err != nil {
+		return err
 	}
-	if he, ok := h.ssh.(interface{ HostErr(string) error }); ok {
+	if he, ok := l.(interface{ HostErr(string) error }); ok && l != nil {
 		return he.HostErr(host)
 	}
 	return nil
@@ -133,8 +158,11 @@ func (h *hosts) close() {
 		return
 	}
 	h.local.Close()
-	if h.ssh != nil {
-		h.ssh.Close()
+	h.mu.Lock()
+	l := h.ssh
+	h.mu.Unlock()
+	if l != nil {
+		l.Close()
 	}
 }
 
@@ -144,13 +172,24 @@ func (m *Master) remoteConfig() string {
 }
 
 // spec is how to start server c as instance epoch; build, if known, is the
-// build id of the binary it will run.
-func (m *Master) spec(c config.Server, epoch uint64, build string) launch.Spec {
+// build id of the binary it will run. A server added with `master add` is
+// not in the servers.toml it reads: its description goes on its command
+// line.
+func (m *Master) spec(c config.Server, epoch uint64, build string, added bool) launch.Spec {
 	cfgPath := m.cfgAbs
 	if !isLocalHost(c.Host) {
 		cfgPath = m.remoteConfig()
 	}
 	args := []string{"--env", m.env.Name, "--id", c.ID, "--config", cfgPath, "--master", m.addr}
+	if added {
+		args = append(args, "--type", c.Type, "--host", c.Host, "--port", strconv.Itoa(c.Port))
+		if c.Frontend {
+			args = append(args, "--frontend", "--client-host", c.ClientHost, "--client-port", strconv.Itoa(c.ClientPort))
+		}
+		if c.Group != "" {
+			args = append(args, "--group", c.Group)
+		}
+	}
 	args = append(args, c.Args...)
 	env := append(envList(c.Env), launch.SecretEnv+"="+m.secret, launch.EpochEnv+"="+strconv.FormatUint(epoch, 10))
 	if build != "" {

@@ -69,16 +69,20 @@ type Config struct {
 // Master is the control plane of one environment: registry, supervisor and
 // admin API on the master's host:port. Create it with New and call Run.
 type Master struct {
-	env          *config.Env
-	paths        Paths
-	cfgAbs       string
-	log          *slog.Logger
-	base         string // absolute working directory of every server, on every host
-	binary       string // absolute path of the game binary, on every host
-	addr         string // control plane host:port
-	startTimeout time.Duration
-	keepGoing    bool
-	ready        func(error)
+	// env's name, binary, base, master and ssh tables never change; its
+	// servers are m.servers' cfg from New on, its rolling timeouts
+	// m.rolling (a reload changes those).
+	env       *config.Env
+	paths     Paths
+	cfgAbs    string
+	log       *slog.Logger
+	base      string                         // absolute working directory of every server, on every host
+	binary    string                         // absolute path of the game binary, on every host
+	addr      string                         // control plane host:port
+	rolling   atomic.Pointer[config.Rolling] // timeouts; a reload may change them
+	lbCfg     atomic.Pointer[config.LB]      // the load balancer; a reload may change it
+	keepGoing bool
+	ready     func(error)
 
 	hosts *hosts // launchers, uploads, host errors
 
@@ -98,8 +102,13 @@ type Master struct {
 	progMu   sync.Mutex               // guards watchers
 	watchers map[chan string]struct{} // admin calls following the master's notes
 
+	changing sync.Mutex // one reload, add or remove at a time
+
 	mu         sync.Mutex
 	servers    map[string]*server
+	removed    map[string]bool   // taken out by `master remove`: not started again until a reload
+	updateNote string            // the rolling update, as List shows it
+	forgotten  map[string]uint64 // epochs of servers taken out, kept for when they come back
 	closing    bool
 	settled    bool
 	settleWait map[string]bool // alive servers the first snapshot waits for
@@ -134,26 +143,27 @@ func New(cfg Config) (*Master, error) {
 	env := cfg.Env
 	base, binary := ServerPaths(env, cfg.ConfigPath)
 	m := &Master{
-		env:          env,
-		paths:        Paths{RunDir: cfg.RunDir, LogDir: cfg.LogDir},
-		cfgAbs:       cfg.ConfigPath,
-		log:          cfg.Logger.With("env", env.Name),
-		base:         base,
-		binary:       binary,
-		addr:         net.JoinHostPort(env.Master.Host, strconv.Itoa(env.Master.Port)),
-		startTimeout: env.Rolling.StartTimeout,
-		keepGoing:    cfg.KeepGoing,
-		ready:        cfg.Ready,
-		stopReq:      make(chan struct{}),
-		wake:         make(chan struct{}, 1),
-		progress:     newLines(cfg.Progress),
-		watchers:     map[chan string]struct{}{},
-		servers:      make(map[string]*server),
-		changed:      make(chan struct{}),
+		env:       env,
+		paths:     Paths{RunDir: cfg.RunDir, LogDir: cfg.LogDir},
+		cfgAbs:    cfg.ConfigPath,
+		log:       cfg.Logger.With("env", env.Name),
+		base:      base,
+		binary:    binary,
+		addr:      net.JoinHostPort(env.Master.Host, strconv.Itoa(env.Master.Port)),
+		keepGoing: cfg.KeepGoing,
+		ready:     cfg.Ready,
+		stopReq:   make(chan struct{}),
+		wake:      make(chan struct{}, 1),
+		progress:  newLines(cfg.Progress),
+		watchers:  map[chan string]struct{}{},
+		servers:   make(map[string]*server),
+		removed:   map[string]bool{},
+		forgotten: map[string]uint64{},
+		changed:   make(chan struct{}),
 	}
-	if m.startTimeout <= 0 {
-		m.startTimeout = config.DefaultStartTimeout
-	}
+	m.setRolling(env.Rolling)
+	lbc := env.LB
+	m.lbCfg.Store(&lbc)
 	m.hosts = newHosts(m, cfg.Launchers)
 	for _, s := range env.Servers {
 		m.servers[s.ID] = &server{id: s.ID, cfg: s, configured: true, state: masterpb.ServerState_STOPPED, want: true}
@@ -179,6 +189,23 @@ func ServerPaths(env *config.Env, configPath string) (base, binary string) {
 	}
 	return filepath.Clean(base), filepath.Clean(binary)
 }
+
+// setRolling sets the timeouts, defaults filled in.
+func (m *Master) setRolling(r config.Rolling) {
+	if r.StartTimeout <= 0 {
+		r.StartTimeout = config.DefaultStartTimeout
+	}
+	if r.DrainTimeout <= 0 {
+		r.DrainTimeout = config.DefaultDrainTimeout
+	}
+	m.rolling.Store(&r)
+}
+
+// startTimeout is how long a started server has to register.
+func (m *Master) startTimeout() time.Duration { return m.rolling.Load().StartTimeout }
+
+// drainTimeout is how long a drained server's sessions may take to leave.
+func (m *Master) drainTimeout() time.Duration { return m.rolling.Load().DrainTimeout }
 
 // Addr is the control plane's address, host:port.
 func (m *Master) Addr() string { return m.addr }
@@ -222,7 +249,7 @@ func (m *Master) Run(ctx context.Context) error {
 	m.ctx = runCtx
 	m.recover()
 
-	auth := authorizer{secret: m.secret, token: m.token}
+	auth := &authorizer{secret: m.secret, token: m.token, log: m.log}
 	opts := append(auth.serverOptions(),
 		grpc.WaitForHandlers(true),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),

@@ -188,6 +188,14 @@ func (m *Master) helloLocked(s *session, h *masterpb.Hello) (adopt func(), err e
 	if st == masterpb.ServerState_SERVER_STATE_UNSPECIFIED {
 		st = masterpb.ServerState_STARTING
 	}
+	if srv.draining {
+		// Told to drain before its stream broke: tell it again.
+		m.sendLocked(srv, s, &masterpb.MasterMessage{Msg: &masterpb.MasterMessage_Command{Command: &masterpb.Command{
+			Cmd: &masterpb.Command_Drain{Drain: &masterpb.DrainCommand{Reason: srv.stopReason}}}}})
+		if st == masterpb.ServerState_RUNNING {
+			st = masterpb.ServerState_DRAINING
+		}
+	}
 	old := srv.state
 	srv.state, srv.reason = st, ""
 	m.log.Debug("server registered", "server", id, "pid", pid, "epoch", epoch, "state", st)
@@ -260,8 +268,12 @@ func (m *Master) heartbeat(s *session, hb *masterpb.Heartbeat) {
 	}
 	srv.lastSeen = time.Now()
 	srv.conns = hb.GetConnections()
-	if st := hb.GetState(); st != masterpb.ServerState_SERVER_STATE_UNSPECIFIED && st != srv.state {
-		m.setStateLocked(srv, st, "")
+	st := hb.GetState()
+	if srv.draining && st == masterpb.ServerState_RUNNING {
+		st = masterpb.ServerState_DRAINING // sent before it heard the drain command
+	}
+	if st != masterpb.ServerState_SERVER_STATE_UNSPECIFIED && st != srv.state {
+		m.setStateLocked(srv, st, srv.reason)
 	}
 }
 

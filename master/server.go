@@ -30,7 +30,9 @@ import (
 type server struct {
 	id         string
 	cfg        config.Server // zero for a server not in the config
-	configured bool
+	configured bool          // the master starts it: from servers.toml, or added
+	added      bool          // by `master add`, not from servers.toml: started with its description
+	draining   bool          // told to drain: published DRAINING until it stops
 
 	// Desired state.
 	want       bool   // it should run

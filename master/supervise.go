@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -100,8 +101,8 @@ func (m *Master) deadlinesLocked(srv *server, now time.Time) {
 	}
 	// Started, running, silent: it will not serve. Kill it, so that it
 	// neither lingers nor registers late.
-	reason := fmt.Sprintf("not registered within %s (startTimeout)", m.startTimeout)
-	m.log.Error("server did not register in time; killing it", "server", srv.id, "pid", inst.h.PID, "host", inst.h.Host, "timeout", m.startTimeout)
+	reason := fmt.Sprintf("not registered within %s (startTimeout)", m.startTimeout())
+	m.log.Error("server did not register in time; killing it", "server", srv.id, "pid", inst.h.PID, "host", inst.h.Host, "timeout", m.startTimeout())
 	m.failLocked(srv, reason, "")
 	srv.killReq = true
 }
@@ -141,15 +142,16 @@ func (m *Master) nextOpLocked(srv *server, now time.Time) func() {
 		auto := srv.autoStart
 		srv.autoStart = false
 		srv.epoch++
-		epoch, c := srv.epoch, srv.cfg
+		epoch, c, added := srv.epoch, srv.cfg, srv.added
+		srv.draining = false
 		m.setStateLocked(srv, masterpb.ServerState_STARTING, "")
-		return func() { m.start(srv, c, epoch, auto) }
+		return func() { m.start(srv, c, epoch, auto, added) }
 	}
 	return nil
 }
 
 // start launches one instance of a server.
-func (m *Master) start(srv *server, c config.Server, epoch uint64, auto bool) {
+func (m *Master) start(srv *server, c config.Server, epoch uint64, auto, added bool) {
 	ctx, cancel := context.WithTimeout(m.ctx, launchTimeout)
 	defer cancel()
 	l, err := m.hosts.launcher(c.Host)
@@ -161,7 +163,7 @@ func (m *Master) start(srv *server, c config.Server, epoch uint64, auto bool) {
 	}
 	var h launch.Handle
 	if err == nil {
-		h, err = l.Start(ctx, m.spec(c, epoch, m.hosts.build(c.Host)))
+		h, err = l.Start(ctx, m.spec(c, epoch, m.hosts.build(c.Host), added))
 	}
 	m.mu.Lock()
 	srv.starting = false
@@ -179,7 +181,7 @@ func (m *Master) start(srv *server, c config.Server, epoch uint64, auto bool) {
 		m.saveState()
 		return
 	}
-	inst := newInstance(epoch, h, l, false, time.Now().Add(m.startTimeout))
+	inst := newInstance(epoch, h, l, false, time.Now().Add(m.startTimeout()))
 	srv.inst = inst
 	srv.conns, srv.reason, srv.tail = 0, "", ""
 	m.notifyLocked()
@@ -475,6 +477,9 @@ func (m *Master) recover() {
 	if err != nil {
 		m.log.Warn("ignoring the state file", "err", err)
 	}
+	if u, err := m.readUpdate(); err == nil && u != nil {
+		m.updateNote = u.describe()
+	}
 	type found struct {
 		id    string
 		entry StateEntry
@@ -487,6 +492,24 @@ func (m *Master) recover() {
 		results []found
 	)
 	m.mu.Lock()
+	// What `master add` and `master remove` changed stays changed until a
+	// reload makes the cluster follow servers.toml again.
+	for id, c := range st.Added {
+		if m.servers[id] == nil {
+			m.servers[id] = &server{id: id, cfg: c, configured: true, added: true, want: true, state: masterpb.ServerState_STOPPED}
+		}
+	}
+	for _, id := range st.Removed {
+		if _, running := st.Servers[id]; !running {
+			delete(m.servers, id)
+			m.removed[id] = true
+		}
+	}
+	for id, e := range st.Epochs {
+		if m.servers[id] == nil {
+			m.forgotten[id] = e
+		}
+	}
 	for id, srv := range m.servers {
 		srv.epoch = max(srv.epoch, st.Epochs[id])
 	}
@@ -611,7 +634,22 @@ func (m *Master) saveState() {
 		if srv.epoch > 0 {
 			st.Epochs[id] = srv.epoch
 		}
+		if srv.added {
+			if st.Added == nil {
+				st.Added = map[string]config.Server{}
+			}
+			st.Added[id] = srv.cfg
+		}
 	}
+	for id, e := range m.forgotten {
+		if _, ok := st.Epochs[id]; !ok && e > 0 {
+			st.Epochs[id] = e
+		}
+	}
+	for id := range m.removed {
+		st.Removed = append(st.Removed, id)
+	}
+	slices.Sort(st.Removed)
 	m.mu.Unlock()
 	if err := writeState(m.paths.StateFile(m.env.Name), st); err != nil {
 		m.log.Error("state file not saved: a restarted master may not re-adopt the servers", "err", err)

@@ -26,6 +26,9 @@ type RegistryConfig struct {
 	Connections func() int
 	// OnStop runs once when the master asks the server to stop.
 	OnStop func(reason string, timeout time.Duration)
+	// OnDrain runs when the master asks the server to drain, before the
+	// registry reports DRAINING (it does so itself; nil is fine).
+	OnDrain func(reason string)
 	// Heartbeat interval; default 1 s.
 	Heartbeat time.Duration
 	Logger    *slog.Logger
@@ -59,10 +62,31 @@ func NewRegistry(cfg RegistryConfig) *Registry {
 }
 
 // SetState changes the state reported to the master and sends it at once.
+// A server the master told to drain stays DRAINING until it stops.
 func (r *Registry) SetState(s State) {
 	r.mu.Lock()
-	r.state = s
+	if !(r.state == StateDraining && s == StateRunning) {
+		r.state = s
+	}
 	r.mu.Unlock()
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// drain reports DRAINING from now on (unless the server is already
+// stopping), after the server's own drain hook.
+func (r *Registry) drain(reason string) {
+	if r.cfg.OnDrain != nil {
+		r.cfg.OnDrain(reason)
+	}
+	r.mu.Lock()
+	if r.state == StateStarting || r.state == StateRunning {
+		r.state = StateDraining
+	}
+	r.mu.Unlock()
+	r.log.Info("draining, as the master asked", "reason", reason)
 	select {
 	case r.kick <- struct{}{}:
 	default:
@@ -166,6 +190,9 @@ func (r *Registry) session(ctx context.Context, client masterpb.RegistryClient) 
 				r.stopped.Do(func() {
 					go r.cfg.OnStop(stop.Reason, time.Duration(stop.TimeoutMs)*time.Millisecond)
 				})
+			}
+			if drain := m.Command.GetDrain(); drain != nil {
+				r.drain(drain.GetReason())
 			}
 		}
 		select {

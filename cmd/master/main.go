@@ -8,6 +8,11 @@
 //	master kill [--id ID|--type T|--group G]
 //	master restart --id ID|--type T|--group G [--reason R]
 //	master logs --id ID [-f] [-n N]
+//	master reload
+//	master add id=ID type=T host=H port=P [clientPort=C frontend=true ...]
+//	master remove --id ID [--reason R]
+//	master update --binary PATH [--group G] | --resume
+//	master lb haproxy
 //	master help
 //
 // From the repo root, `bin/master start --env=development --daemon` starts
@@ -31,6 +36,7 @@ import (
 	"time"
 
 	"github.com/shaddock/shaddock/config"
+	"github.com/shaddock/shaddock/lb"
 	"github.com/shaddock/shaddock/master"
 	"github.com/shaddock/shaddock/proto/masterpb"
 )
@@ -42,15 +48,19 @@ type command struct {
 	name, usage, summary string
 	flags                func(fs *flag.FlagSet, o *opts)
 	run                  func(o *opts) error
+	args                 bool // takes arguments after the flags
 }
 
 // opts are every command's flags (each command registers the ones it has).
 type opts struct {
 	env, config, reason, logLevel string
 	daemon, keepGoing, follow     bool
+	resume                        bool
+	binary                        string
 	lines, notifyFD               int
 	timeout                       time.Duration
 	ids, types, groups            listFlag
+	args                          []string
 	stdout, stderr                io.Writer
 }
 
@@ -136,6 +146,57 @@ var commands = []*command{
 		run: restart,
 	},
 	{
+		name: "reload", usage: "reload [--env ENV] [--config servers.toml]",
+		summary: "re-read servers.toml and apply the difference: start added servers, drain then stop removed ones " +
+			"(their clients are kicked after drainTimeout), restart changed ones, leave the others alone; a line per " +
+			"change. An invalid file changes nothing.",
+		flags: func(fs *flag.FlagSet, o *opts) { common(fs, o, 10*time.Minute) },
+		run:   reload,
+	},
+	{
+		name: "add", usage: "add [--env ENV] [--config servers.toml] id=ID type=T host=H port=P [KEY=VALUE...]",
+		summary: "add one server that is not in servers.toml and start it (keys as in a servers.toml entry; args as " +
+			"a comma-separated list; env.NAME=VALUE). It runs until removed; a later reload removes it unless " +
+			"servers.toml has it.",
+		flags: func(fs *flag.FlagSet, o *opts) { common(fs, o, 2*time.Minute) },
+		run:   add,
+		args:  true,
+	},
+	{
+		name: "remove", usage: "remove [--env ENV] [--config servers.toml] --id ID|--type T|--group G [--reason R]",
+		summary: "drain servers (not offered to new clients), stop them once their sessions are gone or after " +
+			"drainTimeout, and take them out of the cluster until a reload (take them out of servers.toml to make it last).",
+		flags: func(fs *flag.FlagSet, o *opts) {
+			common(fs, o, 10*time.Minute)
+			selector(fs, o)
+			fs.StringVar(&o.reason, "reason", "server removed from the cluster", "kick reason sent to clients")
+		},
+		run: remove,
+	},
+	{
+		name: "update", usage: "update [--env ENV] [--config servers.toml] --binary PATH [--group G] | --resume",
+		summary: "two-group rolling update to the build at PATH: for group b, then a, drain the group's gates at the " +
+			"load balancer and its frontends, wait for their players to leave (drainTimeout; the rest are kicked), stop the " +
+			"group, install PATH (keeping the previous binary as .prev), start it, wait until it registered, ready it at " +
+			"the load balancer. A group that fails to come up goes back to the previous build; the command then exits " +
+			"non-zero. --resume finishes an interrupted update.",
+		flags: func(fs *flag.FlagSet, o *opts) {
+			common(fs, o, 30*time.Minute)
+			fs.StringVar(&o.binary, "binary", "", "the new build (a file on this machine)")
+			fs.Var(&o.groups, "group", "update only this group (repeatable; default b, then a)")
+			fs.BoolVar(&o.resume, "resume", false, "finish an update a master left half-way")
+		},
+		run: update,
+	},
+	{
+		name: "lb", usage: "lb [--env ENV] [--config servers.toml] haproxy",
+		summary: "print a haproxy.cfg fragment for the topology: the admin socket of [ENV.lb] haproxySocket, a TCP " +
+			"frontend, and a backend with a server per gate (named by gate id, as the update expects).",
+		flags: func(fs *flag.FlagSet, o *opts) { common(fs, o, 10*time.Second) },
+		run:   lbConfig,
+		args:  true,
+	},
+	{
 		name: "logs", usage: "logs [--env ENV] [--config servers.toml] --id ID [-f] [-n N]",
 		summary: "print a server's log, read on its host (over SSH for another machine); needs no running master.",
 		flags: func(fs *flag.FlagSet, o *opts) {
@@ -179,10 +240,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	if fs.NArg() > 0 {
+	if fs.NArg() > 0 && !c.args {
 		fmt.Fprintf(stderr, "master %s: unexpected arguments %q\n", name, fs.Args())
 		return 2
 	}
+	o.args = fs.Args()
 	o.stdout, o.stderr = stdout, stderr
 	if err := c.run(o); err != nil {
 		fmt.Fprintf(stderr, "master %s: %v\n", name, err)
@@ -485,6 +547,95 @@ func restart(o *opts) error {
 	}
 	defer c.Close()
 	return c.Restart(ctx, sel, o.reason, o.printProgress)
+}
+
+func reload(o *opts) error {
+	// The file is checked here first: a broken edit never reaches the
+	// master, and the error names the file, line and key.
+	if _, _, err := o.load(); err != nil {
+		return fmt.Errorf("%w\nnothing changed", err)
+	}
+	ctx, cancel := o.context()
+	defer cancel()
+	c, err := o.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Reload(ctx, o.printProgress)
+}
+
+func add(o *opts) error {
+	fields := map[string]string{}
+	for _, a := range o.args {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("%q is not KEY=VALUE", a)
+		}
+		if _, dup := fields[k]; dup {
+			return fmt.Errorf("%s given twice", k)
+		}
+		fields[k] = v
+	}
+	if len(fields) == 0 {
+		return errors.New("describe the server: id=ID type=T host=H port=P [clientPort=C frontend=true ...]")
+	}
+	ctx, cancel := o.context()
+	defer cancel()
+	c, err := o.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Add(ctx, fields, o.printProgress)
+}
+
+func remove(o *opts) error {
+	sel := o.selector()
+	if len(sel.Ids)+len(sel.Types)+len(sel.Groups) == 0 {
+		return errors.New("say which servers: --id, --type or --group")
+	}
+	ctx, cancel := o.context()
+	defer cancel()
+	c, err := o.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Remove(ctx, sel, o.reason, o.printProgress)
+}
+
+func update(o *opts) error {
+	if (o.binary == "") == !o.resume {
+		return errors.New("give the new build (--binary PATH), or --resume")
+	}
+	bin := o.binary
+	if bin != "" {
+		abs, err := filepath.Abs(bin)
+		if err != nil {
+			return err
+		}
+		bin = abs
+	}
+	ctx, cancel := o.context()
+	defer cancel()
+	c, err := o.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Update(ctx, &masterpb.UpdateRequest{Binary: bin, Groups: o.groups, Resume: o.resume}, o.printProgress)
+}
+
+func lbConfig(o *opts) error {
+	if len(o.args) != 1 || o.args[0] != "haproxy" {
+		return errors.New("say which balancer: master lb haproxy")
+	}
+	_, env, err := o.load()
+	if err != nil {
+		return err
+	}
+	return lb.HAProxyConfig(o.stdout, env)
 }
 
 func logs(o *opts) error {

@@ -624,6 +624,7 @@ type Command struct {
 	// Types that are valid to be assigned to Cmd:
 	//
 	//	*Command_Stop
+	//	*Command_Drain
 	Cmd           isCommand_Cmd `protobuf_oneof:"cmd"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -675,6 +676,15 @@ func (x *Command) GetStop() *StopCommand {
 	return nil
 }
 
+func (x *Command) GetDrain() *DrainCommand {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_Drain); ok {
+			return x.Drain
+		}
+	}
+	return nil
+}
+
 type isCommand_Cmd interface {
 	isCommand_Cmd()
 }
@@ -683,7 +693,60 @@ type Command_Stop struct {
 	Stop *StopCommand `protobuf:"bytes,1,opt,name=stop,proto3,oneof"`
 }
 
+type Command_Drain struct {
+	Drain *DrainCommand `protobuf:"bytes,2,opt,name=drain,proto3,oneof"`
+}
+
 func (*Command_Stop) isCommand_Cmd() {}
+
+func (*Command_Drain) isCommand_Cmd() {}
+
+// DrainCommand asks a server to report DRAINING: it keeps serving what it
+// has (sessions, the keys placed on it) and is offered nothing new (the
+// gate, placement). A stop follows.
+type DrainCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainCommand) Reset() {
+	*x = DrainCommand{}
+	mi := &file_master_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainCommand) ProtoMessage() {}
+
+func (x *DrainCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_master_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainCommand.ProtoReflect.Descriptor instead.
+func (*DrainCommand) Descriptor() ([]byte, []int) {
+	return file_master_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *DrainCommand) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
 
 type StopCommand struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -695,7 +758,7 @@ type StopCommand struct {
 
 func (x *StopCommand) Reset() {
 	*x = StopCommand{}
-	mi := &file_master_proto_msgTypes[8]
+	mi := &file_master_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -707,7 +770,7 @@ func (x *StopCommand) String() string {
 func (*StopCommand) ProtoMessage() {}
 
 func (x *StopCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_master_proto_msgTypes[8]
+	mi := &file_master_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -720,7 +783,7 @@ func (x *StopCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopCommand.ProtoReflect.Descriptor instead.
 func (*StopCommand) Descriptor() ([]byte, []int) {
-	return file_master_proto_rawDescGZIP(), []int{8}
+	return file_master_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StopCommand) GetReason() string {
@@ -753,7 +816,7 @@ type ServerStatus struct {
 
 func (x *ServerStatus) Reset() {
 	*x = ServerStatus{}
-	mi := &file_master_proto_msgTypes[9]
+	mi := &file_master_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -765,7 +828,7 @@ func (x *ServerStatus) String() string {
 func (*ServerStatus) ProtoMessage() {}
 
 func (x *ServerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_master_proto_msgTypes[9]
+	mi := &file_master_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -778,7 +841,7 @@ func (x *ServerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerStatus.ProtoReflect.Descriptor instead.
 func (*ServerStatus) Descriptor() ([]byte, []int) {
-	return file_master_proto_rawDescGZIP(), []int{9}
+	return file_master_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ServerStatus) GetInfo() *ServerInfo {
@@ -831,7 +894,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_master_proto_msgTypes[10]
+	mi := &file_master_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -843,7 +906,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_master_proto_msgTypes[10]
+	mi := &file_master_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -856,22 +919,24 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_master_proto_rawDescGZIP(), []int{10}
+	return file_master_proto_rawDescGZIP(), []int{11}
 }
 
 type ListReply struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Env           string                 `protobuf:"bytes,1,opt,name=env,proto3" json:"env,omitempty"`
-	MasterId      string                 `protobuf:"bytes,2,opt,name=master_id,json=masterId,proto3" json:"master_id,omitempty"`
-	MasterPid     int32                  `protobuf:"varint,3,opt,name=master_pid,json=masterPid,proto3" json:"master_pid,omitempty"`
-	Servers       []*ServerStatus        `protobuf:"bytes,4,rep,name=servers,proto3" json:"servers,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Env       string                 `protobuf:"bytes,1,opt,name=env,proto3" json:"env,omitempty"`
+	MasterId  string                 `protobuf:"bytes,2,opt,name=master_id,json=masterId,proto3" json:"master_id,omitempty"`
+	MasterPid int32                  `protobuf:"varint,3,opt,name=master_pid,json=masterPid,proto3" json:"master_pid,omitempty"`
+	Servers   []*ServerStatus        `protobuf:"bytes,4,rep,name=servers,proto3" json:"servers,omitempty"`
+	// A rolling update under way, or the last one's outcome; empty if none.
+	Update        string `protobuf:"bytes,5,opt,name=update,proto3" json:"update,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListReply) Reset() {
 	*x = ListReply{}
-	mi := &file_master_proto_msgTypes[11]
+	mi := &file_master_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -883,7 +948,7 @@ func (x *ListReply) String() string {
 func (*ListReply) ProtoMessage() {}
 
 func (x *ListReply) ProtoReflect() protoreflect.Message {
-	mi := &file_master_proto_msgTypes[11]
+	mi := &file_master_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -896,7 +961,7 @@ func (x *ListReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReply.ProtoReflect.Descriptor instead.
 func (*ListReply) Descriptor() ([]byte, []int) {
-	return file_master_proto_rawDescGZIP(), []int{11}
+	return file_master_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListReply) GetEnv() string {
@@ -927,6 +992,13 @@ func (x *ListReply) GetServers() []*ServerStatus {
 	return nil
 }
 
+func (x *ListReply) GetUpdate() string {
+	if x != nil {
+		return x.Update
+	}
+	return ""
+}
+
 // Selector picks servers; empty means all.
 type Selector struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -939,7 +1011,7 @@ type Selector struct {
 
 func (x *Selector) Reset() {
 	*x = Selector{}
-	mi := &file_master_proto_msgTypes[12]
+	mi := &file_master_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -951,7 +1023,7 @@ func (x *Selector) String() string {
 func (*Selector) ProtoMessage() {}
 
 func (x *Selector) ProtoReflect() protoreflect.Message {
-	mi := &file_master_proto_msgTypes[12]
+	mi := &file_master_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -964,7 +1036,7 @@ func (x *Selector) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Selector.ProtoReflect.Descriptor instead.
 func (*Selector) Descriptor() ([]byte, []int) {
-	return file_master_proto_rawDescGZIP(), []int{12}
+	return file_master_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Selector) GetIds() []string {
@@ -1000,7 +1072,7 @@ type StopRequest struct {
 
 func (x *StopRequest) Reset() {
 	*x = StopRequest{}
-	mi := &file_master_proto_msgTypes[13]
+	mi := &file_master_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1012,7 +1084,7 @@ func (x *StopRequest) String() string {
 func (*StopRequest) ProtoMessage() {}
 
 func (x *StopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_master_proto_msgTypes[13]
+	mi := &file_master_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1025,7 +1097,7 @@ func (x *StopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
 func (*StopRequest) Descriptor() ([]byte, []int) {
-	return file_master_proto_rawDescGZIP(), []int{13}
+	return file_master_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StopRequest) GetSelect() *Selector {
@@ -1058,7 +1130,7 @@ type StartRequest struct {
 
 func (x *StartRequest) Reset() {
 	*x = StartRequest{}
-	mi := &file_master_proto_msgTypes[14]
+	mi := &file_master_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1070,7 +1142,7 @@ func (x *StartRequest) String() string {
 func (*StartRequest) ProtoMessage() {}
 
 func (x *StartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_master_proto_msgTypes[14]
+	mi := &file_master_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1083,12 +1155,158 @@ func (x *StartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartRequest.ProtoReflect.Descriptor instead.
 func (*StartRequest) Descriptor() ([]byte, []int) {
-	return file_master_proto_rawDescGZIP(), []int{14}
+	return file_master_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StartRequest) GetSelect() *Selector {
 	if x != nil {
 		return x.Select
+	}
+	return nil
+}
+
+type ReloadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReloadRequest) Reset() {
+	*x = ReloadRequest{}
+	mi := &file_master_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReloadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReloadRequest) ProtoMessage() {}
+
+func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_master_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReloadRequest.ProtoReflect.Descriptor instead.
+func (*ReloadRequest) Descriptor() ([]byte, []int) {
+	return file_master_proto_rawDescGZIP(), []int{16}
+}
+
+type UpdateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new build: a path on the master's machine.
+	Binary string `protobuf:"bytes,1,opt,name=binary,proto3" json:"binary,omitempty"`
+	// Groups to update, in order; empty: b, then a.
+	Groups []string `protobuf:"bytes,2,rep,name=groups,proto3" json:"groups,omitempty"`
+	// Go on with an interrupted update instead (binary is then not needed).
+	Resume        bool `protobuf:"varint,3,opt,name=resume,proto3" json:"resume,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateRequest) Reset() {
+	*x = UpdateRequest{}
+	mi := &file_master_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateRequest) ProtoMessage() {}
+
+func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_master_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateRequest.ProtoReflect.Descriptor instead.
+func (*UpdateRequest) Descriptor() ([]byte, []int) {
+	return file_master_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *UpdateRequest) GetBinary() string {
+	if x != nil {
+		return x.Binary
+	}
+	return ""
+}
+
+func (x *UpdateRequest) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+func (x *UpdateRequest) GetResume() bool {
+	if x != nil {
+		return x.Resume
+	}
+	return false
+}
+
+// AddRequest describes a server as a servers.toml entry would, as
+// key=value pairs with the entry's keys (id, type, host, port, clientHost,
+// clientPort, frontend, group, autoRestart, args, env.NAME).
+type AddRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Fields        map[string]string      `protobuf:"bytes,1,rep,name=fields,proto3" json:"fields,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddRequest) Reset() {
+	*x = AddRequest{}
+	mi := &file_master_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddRequest) ProtoMessage() {}
+
+func (x *AddRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_master_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddRequest.ProtoReflect.Descriptor instead.
+func (*AddRequest) Descriptor() ([]byte, []int) {
+	return file_master_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *AddRequest) GetFields() map[string]string {
+	if x != nil {
+		return x.Fields
 	}
 	return nil
 }
@@ -1106,7 +1324,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_master_proto_msgTypes[15]
+	mi := &file_master_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1118,7 +1336,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_master_proto_msgTypes[15]
+	mi := &file_master_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1131,7 +1349,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_master_proto_rawDescGZIP(), []int{15}
+	return file_master_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Progress) GetMessage() string {
@@ -1207,10 +1425,13 @@ const file_master_proto_rawDesc = "" +
 	"\x03msg\"B\n" +
 	"\n" +
 	"Membership\x124\n" +
-	"\amembers\x18\x01 \x03(\v2\x1a.shaddock.master.v1.MemberR\amembers\"G\n" +
+	"\amembers\x18\x01 \x03(\v2\x1a.shaddock.master.v1.MemberR\amembers\"\x81\x01\n" +
 	"\aCommand\x125\n" +
-	"\x04stop\x18\x01 \x01(\v2\x1f.shaddock.master.v1.StopCommandH\x00R\x04stopB\x05\n" +
-	"\x03cmd\"D\n" +
+	"\x04stop\x18\x01 \x01(\v2\x1f.shaddock.master.v1.StopCommandH\x00R\x04stop\x128\n" +
+	"\x05drain\x18\x02 \x01(\v2 .shaddock.master.v1.DrainCommandH\x00R\x05drainB\x05\n" +
+	"\x03cmd\"&\n" +
+	"\fDrainCommand\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"D\n" +
 	"\vStopCommand\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x1d\n" +
 	"\n" +
@@ -1222,13 +1443,14 @@ const file_master_proto_rawDesc = "" +
 	"\tuptime_ms\x18\x04 \x01(\x03R\buptimeMs\x12\x1a\n" +
 	"\brestarts\x18\x05 \x01(\x05R\brestarts\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\"\r\n" +
-	"\vListRequest\"\x95\x01\n" +
+	"\vListRequest\"\xad\x01\n" +
 	"\tListReply\x12\x10\n" +
 	"\x03env\x18\x01 \x01(\tR\x03env\x12\x1b\n" +
 	"\tmaster_id\x18\x02 \x01(\tR\bmasterId\x12\x1d\n" +
 	"\n" +
 	"master_pid\x18\x03 \x01(\x05R\tmasterPid\x12:\n" +
-	"\aservers\x18\x04 \x03(\v2 .shaddock.master.v1.ServerStatusR\aservers\"J\n" +
+	"\aservers\x18\x04 \x03(\v2 .shaddock.master.v1.ServerStatusR\aservers\x12\x16\n" +
+	"\x06update\x18\x05 \x01(\tR\x06update\"J\n" +
 	"\bSelector\x12\x10\n" +
 	"\x03ids\x18\x01 \x03(\tR\x03ids\x12\x14\n" +
 	"\x05types\x18\x02 \x03(\tR\x05types\x12\x16\n" +
@@ -1238,7 +1460,18 @@ const file_master_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x16\n" +
 	"\x06master\x18\x03 \x01(\bR\x06master\"D\n" +
 	"\fStartRequest\x124\n" +
-	"\x06select\x18\x01 \x01(\v2\x1c.shaddock.master.v1.SelectorR\x06select\"d\n" +
+	"\x06select\x18\x01 \x01(\v2\x1c.shaddock.master.v1.SelectorR\x06select\"\x0f\n" +
+	"\rReloadRequest\"W\n" +
+	"\rUpdateRequest\x12\x16\n" +
+	"\x06binary\x18\x01 \x01(\tR\x06binary\x12\x16\n" +
+	"\x06groups\x18\x02 \x03(\tR\x06groups\x12\x16\n" +
+	"\x06resume\x18\x03 \x01(\bR\x06resume\"\x8b\x01\n" +
+	"\n" +
+	"AddRequest\x12B\n" +
+	"\x06fields\x18\x01 \x03(\v2*.shaddock.master.v1.AddRequest.FieldsEntryR\x06fields\x1a9\n" +
+	"\vFieldsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"d\n" +
 	"\bProgress\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x12\n" +
 	"\x04done\x18\x02 \x01(\x05R\x04done\x12\x14\n" +
@@ -1255,13 +1488,17 @@ const file_master_proto_rawDesc = "" +
 	"\n" +
 	"\x06FAILED\x10\a2`\n" +
 	"\bRegistry\x12T\n" +
-	"\bRegister\x12!.shaddock.master.v1.ServerMessage\x1a!.shaddock.master.v1.MasterMessage(\x010\x012\xf8\x02\n" +
+	"\bRegister\x12!.shaddock.master.v1.ServerMessage\x1a!.shaddock.master.v1.MasterMessage(\x010\x012\xa4\x05\n" +
 	"\x05Admin\x12F\n" +
 	"\x04List\x12\x1f.shaddock.master.v1.ListRequest\x1a\x1d.shaddock.master.v1.ListReply\x12G\n" +
 	"\x04Stop\x12\x1f.shaddock.master.v1.StopRequest\x1a\x1c.shaddock.master.v1.Progress0\x01\x12G\n" +
 	"\x04Kill\x12\x1f.shaddock.master.v1.StopRequest\x1a\x1c.shaddock.master.v1.Progress0\x01\x12I\n" +
 	"\x05Start\x12 .shaddock.master.v1.StartRequest\x1a\x1c.shaddock.master.v1.Progress0\x01\x12J\n" +
-	"\aRestart\x12\x1f.shaddock.master.v1.StopRequest\x1a\x1c.shaddock.master.v1.Progress0\x01B-Z+github.com/shaddock/shaddock/proto/masterpbb\x06proto3"
+	"\aRestart\x12\x1f.shaddock.master.v1.StopRequest\x1a\x1c.shaddock.master.v1.Progress0\x01\x12K\n" +
+	"\x06Reload\x12!.shaddock.master.v1.ReloadRequest\x1a\x1c.shaddock.master.v1.Progress0\x01\x12E\n" +
+	"\x03Add\x12\x1e.shaddock.master.v1.AddRequest\x1a\x1c.shaddock.master.v1.Progress0\x01\x12I\n" +
+	"\x06Remove\x12\x1f.shaddock.master.v1.StopRequest\x1a\x1c.shaddock.master.v1.Progress0\x01\x12K\n" +
+	"\x06Update\x12!.shaddock.master.v1.UpdateRequest\x1a\x1c.shaddock.master.v1.Progress0\x01B-Z+github.com/shaddock/shaddock/proto/masterpbb\x06proto3"
 
 var (
 	file_master_proto_rawDescOnce sync.Once
@@ -1276,7 +1513,7 @@ func file_master_proto_rawDescGZIP() []byte {
 }
 
 var file_master_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_master_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_master_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_master_proto_goTypes = []any{
 	(ServerState)(0),      // 0: shaddock.master.v1.ServerState
 	(*ServerInfo)(nil),    // 1: shaddock.master.v1.ServerInfo
@@ -1287,14 +1524,19 @@ var file_master_proto_goTypes = []any{
 	(*MasterMessage)(nil), // 6: shaddock.master.v1.MasterMessage
 	(*Membership)(nil),    // 7: shaddock.master.v1.Membership
 	(*Command)(nil),       // 8: shaddock.master.v1.Command
-	(*StopCommand)(nil),   // 9: shaddock.master.v1.StopCommand
-	(*ServerStatus)(nil),  // 10: shaddock.master.v1.ServerStatus
-	(*ListRequest)(nil),   // 11: shaddock.master.v1.ListRequest
-	(*ListReply)(nil),     // 12: shaddock.master.v1.ListReply
-	(*Selector)(nil),      // 13: shaddock.master.v1.Selector
-	(*StopRequest)(nil),   // 14: shaddock.master.v1.StopRequest
-	(*StartRequest)(nil),  // 15: shaddock.master.v1.StartRequest
-	(*Progress)(nil),      // 16: shaddock.master.v1.Progress
+	(*DrainCommand)(nil),  // 9: shaddock.master.v1.DrainCommand
+	(*StopCommand)(nil),   // 10: shaddock.master.v1.StopCommand
+	(*ServerStatus)(nil),  // 11: shaddock.master.v1.ServerStatus
+	(*ListRequest)(nil),   // 12: shaddock.master.v1.ListRequest
+	(*ListReply)(nil),     // 13: shaddock.master.v1.ListReply
+	(*Selector)(nil),      // 14: shaddock.master.v1.Selector
+	(*StopRequest)(nil),   // 15: shaddock.master.v1.StopRequest
+	(*StartRequest)(nil),  // 16: shaddock.master.v1.StartRequest
+	(*ReloadRequest)(nil), // 17: shaddock.master.v1.ReloadRequest
+	(*UpdateRequest)(nil), // 18: shaddock.master.v1.UpdateRequest
+	(*AddRequest)(nil),    // 19: shaddock.master.v1.AddRequest
+	(*Progress)(nil),      // 20: shaddock.master.v1.Progress
+	nil,                   // 21: shaddock.master.v1.AddRequest.FieldsEntry
 }
 var file_master_proto_depIdxs = []int32{
 	1,  // 0: shaddock.master.v1.Member.info:type_name -> shaddock.master.v1.ServerInfo
@@ -1308,29 +1550,39 @@ var file_master_proto_depIdxs = []int32{
 	2,  // 8: shaddock.master.v1.MasterMessage.upsert:type_name -> shaddock.master.v1.Member
 	8,  // 9: shaddock.master.v1.MasterMessage.command:type_name -> shaddock.master.v1.Command
 	2,  // 10: shaddock.master.v1.Membership.members:type_name -> shaddock.master.v1.Member
-	9,  // 11: shaddock.master.v1.Command.stop:type_name -> shaddock.master.v1.StopCommand
-	1,  // 12: shaddock.master.v1.ServerStatus.info:type_name -> shaddock.master.v1.ServerInfo
-	0,  // 13: shaddock.master.v1.ServerStatus.state:type_name -> shaddock.master.v1.ServerState
-	10, // 14: shaddock.master.v1.ListReply.servers:type_name -> shaddock.master.v1.ServerStatus
-	13, // 15: shaddock.master.v1.StopRequest.select:type_name -> shaddock.master.v1.Selector
-	13, // 16: shaddock.master.v1.StartRequest.select:type_name -> shaddock.master.v1.Selector
-	3,  // 17: shaddock.master.v1.Registry.Register:input_type -> shaddock.master.v1.ServerMessage
-	11, // 18: shaddock.master.v1.Admin.List:input_type -> shaddock.master.v1.ListRequest
-	14, // 19: shaddock.master.v1.Admin.Stop:input_type -> shaddock.master.v1.StopRequest
-	14, // 20: shaddock.master.v1.Admin.Kill:input_type -> shaddock.master.v1.StopRequest
-	15, // 21: shaddock.master.v1.Admin.Start:input_type -> shaddock.master.v1.StartRequest
-	14, // 22: shaddock.master.v1.Admin.Restart:input_type -> shaddock.master.v1.StopRequest
-	6,  // 23: shaddock.master.v1.Registry.Register:output_type -> shaddock.master.v1.MasterMessage
-	12, // 24: shaddock.master.v1.Admin.List:output_type -> shaddock.master.v1.ListReply
-	16, // 25: shaddock.master.v1.Admin.Stop:output_type -> shaddock.master.v1.Progress
-	16, // 26: shaddock.master.v1.Admin.Kill:output_type -> shaddock.master.v1.Progress
-	16, // 27: shaddock.master.v1.Admin.Start:output_type -> shaddock.master.v1.Progress
-	16, // 28: shaddock.master.v1.Admin.Restart:output_type -> shaddock.master.v1.Progress
-	23, // [23:29] is the sub-list for method output_type
-	17, // [17:23] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	10, // 11: shaddock.master.v1.Command.stop:type_name -> shaddock.master.v1.StopCommand
+	9,  // 12: shaddock.master.v1.Command.drain:type_name -> shaddock.master.v1.DrainCommand
+	1,  // 13: shaddock.master.v1.ServerStatus.info:type_name -> shaddock.master.v1.ServerInfo
+	0,  // 14: shaddock.master.v1.ServerStatus.state:type_name -> shaddock.master.v1.ServerState
+	11, // 15: shaddock.master.v1.ListReply.servers:type_name -> shaddock.master.v1.ServerStatus
+	14, // 16: shaddock.master.v1.StopRequest.select:type_name -> shaddock.master.v1.Selector
+	14, // 17: shaddock.master.v1.StartRequest.select:type_name -> shaddock.master.v1.Selector
+	21, // 18: shaddock.master.v1.AddRequest.fields:type_name -> shaddock.master.v1.AddRequest.FieldsEntry
+	3,  // 19: shaddock.master.v1.Registry.Register:input_type -> shaddock.master.v1.ServerMessage
+	12, // 20: shaddock.master.v1.Admin.List:input_type -> shaddock.master.v1.ListRequest
+	15, // 21: shaddock.master.v1.Admin.Stop:input_type -> shaddock.master.v1.StopRequest
+	15, // 22: shaddock.master.v1.Admin.Kill:input_type -> shaddock.master.v1.StopRequest
+	16, // 23: shaddock.master.v1.Admin.Start:input_type -> shaddock.master.v1.StartRequest
+	15, // 24: shaddock.master.v1.Admin.Restart:input_type -> shaddock.master.v1.StopRequest
+	17, // 25: shaddock.master.v1.Admin.Reload:input_type -> shaddock.master.v1.ReloadRequest
+	19, // 26: shaddock.master.v1.Admin.Add:input_type -> shaddock.master.v1.AddRequest
+	15, // 27: shaddock.master.v1.Admin.Remove:input_type -> shaddock.master.v1.StopRequest
+	18, // 28: shaddock.master.v1.Admin.Update:input_type -> shaddock.master.v1.UpdateRequest
+	6,  // 29: shaddock.master.v1.Registry.Register:output_type -> shaddock.master.v1.MasterMessage
+	13, // 30: shaddock.master.v1.Admin.List:output_type -> shaddock.master.v1.ListReply
+	20, // 31: shaddock.master.v1.Admin.Stop:output_type -> shaddock.master.v1.Progress
+	20, // 32: shaddock.master.v1.Admin.Kill:output_type -> shaddock.master.v1.Progress
+	20, // 33: shaddock.master.v1.Admin.Start:output_type -> shaddock.master.v1.Progress
+	20, // 34: shaddock.master.v1.Admin.Restart:output_type -> shaddock.master.v1.Progress
+	20, // 35: shaddock.master.v1.Admin.Reload:output_type -> shaddock.master.v1.Progress
+	20, // 36: shaddock.master.v1.Admin.Add:output_type -> shaddock.master.v1.Progress
+	20, // 37: shaddock.master.v1.Admin.Remove:output_type -> shaddock.master.v1.Progress
+	20, // 38: shaddock.master.v1.Admin.Update:output_type -> shaddock.master.v1.Progress
+	29, // [29:39] is the sub-list for method output_type
+	19, // [19:29] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_master_proto_init() }
@@ -1350,6 +1602,7 @@ func file_master_proto_init() {
 	}
 	file_master_proto_msgTypes[7].OneofWrappers = []any{
 		(*Command_Stop)(nil),
+		(*Command_Drain)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1357,7 +1610,7 @@ func file_master_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_master_proto_rawDesc), len(file_master_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

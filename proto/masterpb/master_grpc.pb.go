@@ -139,6 +139,10 @@ const (
 	Admin_Kill_FullMethodName    = "/shaddock.master.v1.Admin/Kill"
 	Admin_Start_FullMethodName   = "/shaddock.master.v1.Admin/Start"
 	Admin_Restart_FullMethodName = "/shaddock.master.v1.Admin/Restart"
+	Admin_Reload_FullMethodName  = "/shaddock.master.v1.Admin/Reload"
+	Admin_Add_FullMethodName     = "/shaddock.master.v1.Admin/Add"
+	Admin_Remove_FullMethodName  = "/shaddock.master.v1.Admin/Remove"
+	Admin_Update_FullMethodName  = "/shaddock.master.v1.Admin/Update"
 )
 
 // AdminClient is the client API for Admin service.
@@ -162,6 +166,17 @@ type AdminClient interface {
 	// one after another; a server's restart succeeds once its new instance
 	// (a new epoch) has registered.
 	Restart(ctx context.Context, in *StopRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Progress], error)
+	// Reload re-reads the master's servers.toml and applies the difference:
+	// starts added servers, drains then stops removed ones, restarts changed
+	// ones, leaves the others alone. An invalid file changes nothing
+	// (InvalidArgument, with the file:line message).
+	Reload(ctx context.Context, in *ReloadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Progress], error)
+	// Add adds one server that is not in servers.toml and starts it.
+	Add(ctx context.Context, in *AddRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Progress], error)
+	// Remove drains the selected servers, then stops them and forgets them.
+	Remove(ctx context.Context, in *StopRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Progress], error)
+	// Update is the two-group rolling update to a new build (DESIGN §9).
+	Update(ctx context.Context, in *UpdateRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Progress], error)
 }
 
 type adminClient struct {
@@ -258,6 +273,82 @@ func (c *adminClient) Restart(ctx context.Context, in *StopRequest, opts ...grpc
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Admin_RestartClient = grpc.ServerStreamingClient[Progress]
 
+func (c *adminClient) Reload(ctx context.Context, in *ReloadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Progress], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Admin_ServiceDesc.Streams[4], Admin_Reload_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ReloadRequest, Progress]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Admin_ReloadClient = grpc.ServerStreamingClient[Progress]
+
+func (c *adminClient) Add(ctx context.Context, in *AddRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Progress], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Admin_ServiceDesc.Streams[5], Admin_Add_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[AddRequest, Progress]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Admin_AddClient = grpc.ServerStreamingClient[Progress]
+
+func (c *adminClient) Remove(ctx context.Context, in *StopRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Progress], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Admin_ServiceDesc.Streams[6], Admin_Remove_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[StopRequest, Progress]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Admin_RemoveClient = grpc.ServerStreamingClient[Progress]
+
+func (c *adminClient) Update(ctx context.Context, in *UpdateRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Progress], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Admin_ServiceDesc.Streams[7], Admin_Update_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[UpdateRequest, Progress]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Admin_UpdateClient = grpc.ServerStreamingClient[Progress]
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -279,6 +370,17 @@ type AdminServer interface {
 	// one after another; a server's restart succeeds once its new instance
 	// (a new epoch) has registered.
 	Restart(*StopRequest, grpc.ServerStreamingServer[Progress]) error
+	// Reload re-reads the master's servers.toml and applies the difference:
+	// starts added servers, drains then stops removed ones, restarts changed
+	// ones, leaves the others alone. An invalid file changes nothing
+	// (InvalidArgument, with the file:line message).
+	Reload(*ReloadRequest, grpc.ServerStreamingServer[Progress]) error
+	// Add adds one server that is not in servers.toml and starts it.
+	Add(*AddRequest, grpc.ServerStreamingServer[Progress]) error
+	// Remove drains the selected servers, then stops them and forgets them.
+	Remove(*StopRequest, grpc.ServerStreamingServer[Progress]) error
+	// Update is the two-group rolling update to a new build (DESIGN §9).
+	Update(*UpdateRequest, grpc.ServerStreamingServer[Progress]) error
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -303,6 +405,18 @@ func (UnimplementedAdminServer) Start(*StartRequest, grpc.ServerStreamingServer[
 }
 func (UnimplementedAdminServer) Restart(*StopRequest, grpc.ServerStreamingServer[Progress]) error {
 	return status.Error(codes.Unimplemented, "method Restart not implemented")
+}
+func (UnimplementedAdminServer) Reload(*ReloadRequest, grpc.ServerStreamingServer[Progress]) error {
+	return status.Error(codes.Unimplemented, "method Reload not implemented")
+}
+func (UnimplementedAdminServer) Add(*AddRequest, grpc.ServerStreamingServer[Progress]) error {
+	return status.Error(codes.Unimplemented, "method Add not implemented")
+}
+func (UnimplementedAdminServer) Remove(*StopRequest, grpc.ServerStreamingServer[Progress]) error {
+	return status.Error(codes.Unimplemented, "method Remove not implemented")
+}
+func (UnimplementedAdminServer) Update(*UpdateRequest, grpc.ServerStreamingServer[Progress]) error {
+	return status.Error(codes.Unimplemented, "method Update not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -387,6 +501,50 @@ func _Admin_Restart_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Admin_RestartServer = grpc.ServerStreamingServer[Progress]
 
+func _Admin_Reload_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ReloadRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AdminServer).Reload(m, &grpc.GenericServerStream[ReloadRequest, Progress]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Admin_ReloadServer = grpc.ServerStreamingServer[Progress]
+
+func _Admin_Add_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(AddRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AdminServer).Add(m, &grpc.GenericServerStream[AddRequest, Progress]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Admin_AddServer = grpc.ServerStreamingServer[Progress]
+
+func _Admin_Remove_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(StopRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AdminServer).Remove(m, &grpc.GenericServerStream[StopRequest, Progress]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Admin_RemoveServer = grpc.ServerStreamingServer[Progress]
+
+func _Admin_Update_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(UpdateRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AdminServer).Update(m, &grpc.GenericServerStream[UpdateRequest, Progress]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Admin_UpdateServer = grpc.ServerStreamingServer[Progress]
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -418,6 +576,26 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Restart",
 			Handler:       _Admin_Restart_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Reload",
+			Handler:       _Admin_Reload_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Add",
+			Handler:       _Admin_Add_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Remove",
+			Handler:       _Admin_Remove_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Update",
+			Handler:       _Admin_Update_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -13,6 +13,10 @@ import (
 	"github.com/shaddock/shaddock/handler"
 )
 
+// variant tells builds apart (go build -ldflags "-X main.variant=2"), for
+// the rolling update's tests: another variant is another build.
+var variant = "1"
+
 type enterReq struct {
 	UID string `json:"uid"`
 }
@@ -37,6 +41,10 @@ type leaveReq struct {
 
 func main() {
 	a := app.New()
+	a.OnServe(func(ctx context.Context, info app.Info) error {
+		a.Logger().Info("testgame variant", "variant", variant)
+		return nil
+	})
 	a.Handle("connector.entryHandler.enter", handler.Typed(func(ctx context.Context, s handler.Session, req *enterReq) (*enterResp, error) {
 		if err := s.Bind(ctx, req.UID); err != nil {
 			return &enterResp{Code: 500}, nil
