@@ -41,7 +41,10 @@ base = "."
 id = "master-server-1"
 host = "127.0.0.1"
 port = {{.Master}}
-
+{{if .DrainTimeout}}
+[development.rolling]
+drainTimeout = "{{.DrainTimeout}}"
+{{end}}
 [[development.gate]]
 id = "gate-server-1"
 host = "127.0.0.1"
@@ -96,6 +99,7 @@ type ClusterOptions struct {
 	Protobuf        bool   // --protobuf on the frontends: Pomelo protobuf bodies for the chat routes
 	TLSCert, TLSKey string // PEM files: TLS and wss:// on the gate's and connectors' client ports, https for the page
 	AutoRestart     bool   // autoRestart = true on every server
+	DrainTimeout    string // [development.rolling] drainTimeout, e.g. "3s"; default the master's
 }
 
 // StartChatCluster writes a servers.toml and runs `master start --daemon`.
@@ -115,7 +119,8 @@ func StartChatClusterWith(t testing.TB, o ClusterOptions) *Cluster {
 		Protobuf          bool
 		TLS               string
 		Restart           string
-	}{Binary: binPath("chat"), Master: freePort(t), Gate: freePort(t), Web: freePort(t), Protobuf: o.Protobuf}
+		DrainTimeout      string
+	}{Binary: binPath("chat"), Master: freePort(t), Gate: freePort(t), Web: freePort(t), Protobuf: o.Protobuf, DrainTimeout: o.DrainTimeout}
 	if o.AutoRestart {
 		v.Restart = "autoRestart = true"
 	}

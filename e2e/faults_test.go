@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,7 +48,7 @@ func TestNothingLostUnderFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: several faults under load")
 	}
-	cl := StartChatClusterWith(t, ClusterOptions{AutoRestart: true})
+	cl := StartChatClusterWith(t, ClusterOptions{AutoRestart: true, DrainTimeout: "3s"})
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	l := &ledger{t: t, cl: cl, byRoom: map[string][]*fsession{}, phase: "baseline"}
@@ -110,7 +111,19 @@ func TestNothingLostUnderFaults(t *testing.T) {
 		l.waitAllEntered(ctx, 20*time.Second)
 	}
 
-	kill9("chat-server-1")
+	// A chat server joins: the rooms stay where they are (nobody is
+	// kicked); rooms placed from now on may land on it.
+	l.setPhase("master add chat-server-3")
+	at := time.Now()
+	if out, err := cl.Master(60*time.Second, "add", "id=chat-server-3", "type=chat", "host=127.0.0.1",
+		fmt.Sprintf("port=%d", freePort(t)), "autoRestart=true"); err != nil {
+		t.Fatalf("master add: %v\n%s", err, out)
+	}
+	restarts[l.phaseName()] = waitRunning("chat-server-3", 0, at)
+	time.Sleep(faultPhase)
+	l.waitAllEntered(ctx, 20*time.Second)
+
+	kill9("chat-server-1") // its rooms are placed again, over chat-server-2 and -3
 	kill9("connector-server-1")
 
 	// The master: killed, then a new one started.
@@ -121,7 +134,7 @@ func TestNothingLostUnderFaults(t *testing.T) {
 	}
 	masterPid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	before := cl.Pids()
-	at := time.Now()
+	at = time.Now()
 	if err := syscall.Kill(masterPid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -172,10 +185,42 @@ func TestNothingLostUnderFaults(t *testing.T) {
 	time.Sleep(faultPhase)
 	l.waitAllEntered(ctx, 20*time.Second)
 
+	// A chat server leaves: drained (no new rooms), then stopped after the
+	// drain timeout (3 s here); the users of its rooms are kicked with a
+	// reason and re-enter elsewhere.
+	l.setPhase("master remove chat-server-3")
+	if out, err := cl.Master(60*time.Second, "remove", "--id", "chat-server-3"); err != nil {
+		t.Fatalf("master remove: %v\n%s", err, out)
+	}
+	time.Sleep(faultPhase)
+	l.waitAllEntered(ctx, 20*time.Second)
+
 	stopLoad()
 	time.Sleep(faultGrace) // pushes in flight arrive
 	l.report(restarts)
 	l.closeAll()
+	t.Logf("what the servers did about it:\n%s", frameworkLines(cl))
+}
+
+// frameworkLines returns the servers' log lines about sessions and state
+// the framework ended, kicked or dropped.
+func frameworkLines(cl *Cluster) string {
+	var out []string
+	files, _ := filepath.Glob(filepath.Join(cl.Dir, "logs", "*.log"))
+	for _, f := range files {
+		data, _ := os.ReadFile(f)
+		for _, line := range strings.Split(string(data), "\n") {
+			for _, m := range []string{"kicking the sessions placed", "dropped channel members", "push not delivered",
+				"push stream broke", "could not be kicked", "kicked sessions after retrying", "key held by several servers"} {
+				if strings.Contains(line, m) {
+					out = append(out, filepath.Base(f)+": "+line)
+					break
+				}
+			}
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, "\n")
 }
 
 // closeAll closes every client still connected.
@@ -564,7 +609,13 @@ func (l *ledger) report(restarts map[string]time.Duration) {
 		}
 	}
 	for _, p := range order[1:] {
-		if len(byPhase[p].recoveries) == 0 && !strings.Contains(p, "master") {
+		switch {
+		case strings.HasPrefix(p, "master add"):
+			if n := len(byPhase[p].recoveries); n != 0 {
+				t.Errorf("%s: %d clients were disconnected; adding a server must move no room", p, n)
+			}
+		case strings.HasPrefix(p, "kill -9 master"):
+		case len(byPhase[p].recoveries) == 0:
 			t.Errorf("%s: no client was disconnected; the fault did not bite", p)
 		}
 	}
