@@ -101,15 +101,8 @@ func (p *placements) cached(typ, key string) (rpc.Instance, bool) {
 func (p *placements) pin(s handler.Session, typ, key string, inst rpc.Instance) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	pins := p.bySession[s.ID()]
-	pins = slices.DeleteFunc(pins, func(old pin) bool {
-		if old.typ == typ {
-			p.unpinLocked(s.ID(), old)
-			return true
-		}
-		return false
-	})
-	p.bySession[s.ID()] = append(pins, pin{typ, key, inst})
+	p.unpinTypeLocked(s.ID(), typ)
+	p.bySession[s.ID()] = append(p.bySession[s.ID()], pin{typ, key, inst})
 	if p.byInst[inst] == nil {
 		p.byInst[inst] = map[int64]handler.Session{}
 	}
@@ -137,6 +130,27 @@ func (p *placements) unpinLocked(id int64, pn pin) {
 			delete(p.byKey, tk)
 		}
 	}
+}
+
+// unpin drops session id's pin for typ.
+func (p *placements) unpin(id int64, typ string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.unpinTypeLocked(id, typ)
+	if len(p.bySession[id]) == 0 {
+		delete(p.bySession, id)
+	}
+}
+
+// unpinTypeLocked drops session id's pin for typ, if any.
+func (p *placements) unpinTypeLocked(id int64, typ string) {
+	p.bySession[id] = slices.DeleteFunc(p.bySession[id], func(pn pin) bool {
+		if pn.typ == typ {
+			p.unpinLocked(id, pn)
+			return true
+		}
+		return false
+	})
 }
 
 // forget drops a closed session's pins.
@@ -240,6 +254,13 @@ func (f *frontend) placeFor(ctx context.Context, s handler.Session, typ string, 
 		inst = m.Instance()
 	}
 	f.pins.pin(s, typ, key, inst)
+	// The instance may have ended since it was chosen, its end seen before
+	// the pin existed: then nothing would kick s. Undo, and let the client
+	// try again.
+	if reason, _ := f.pins.endReason(inst); reason != "" {
+		f.pins.unpin(s.ID(), typ)
+		return rpc.Instance{}, handler.Errorf(handler.CodeUnavailable, "%s", reason)
+	}
 	return inst, nil
 }
 

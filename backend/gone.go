@@ -174,31 +174,43 @@ func (g *goneSessions) dropEnded() {
 }
 
 // verifyAll asks every frontend instance members point at which of their
-// sessions it no longer has, and drops those.
+// sessions it no longer has, and drops those. The frontends are asked in
+// parallel; one that cannot be reached now is skipped (if it ended, the
+// membership drops its members; if not, undelivered pushes kick them).
 func (g *goneSessions) verifyAll() {
 	byFE := map[rpc.Instance][]ref{}
 	for _, r := range g.channels.refsWhere(func(ref) bool { return true }) {
 		byFE[r.fe] = append(byFE[r.fe], r)
 	}
-	var gone []ref
+	var (
+		mu   sync.Mutex
+		gone []ref
+		wg   sync.WaitGroup
+	)
 	for fe, rs := range byFE {
-		sids, uids := split(rs)
-		ctx, cancel := context.WithTimeout(g.ctx, checkTimeout)
-		rep, err := g.cluster.Check(ctx, fe, sids, uids)
-		cancel()
-		if err != nil {
-			// Unreachable: if it ended, the membership drops its members;
-			// if not, pushes to them are kicked when undelivered.
-			g.log.Info("could not check a frontend's sessions after reconnecting to the registry", "peer", fe.ID, "err", err)
+		if !g.mem.Usable(fe) {
 			continue
 		}
-		for _, id := range rep.GoneSessionIds {
-			gone = append(gone, ref{fe: fe, sid: id})
-		}
-		for _, u := range rep.GoneUids {
-			gone = append(gone, ref{fe: fe, uid: u})
-		}
+		wg.Go(func() {
+			sids, uids := split(rs)
+			ctx, cancel := context.WithTimeout(g.ctx, checkTimeout)
+			rep, err := g.cluster.Check(ctx, fe, sids, uids)
+			cancel()
+			if err != nil {
+				g.log.Info("could not check a frontend's sessions after reconnecting to the registry", "peer", fe.ID, "err", err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, id := range rep.GoneSessionIds {
+				gone = append(gone, ref{fe: fe, sid: id})
+			}
+			for _, u := range rep.GoneUids {
+				gone = append(gone, ref{fe: fe, uid: u})
+			}
+		})
 	}
+	wg.Wait()
 	g.dropped("session gone after this server reconnected", g.channels.drop(gone), slog.LevelInfo)
 }
 

@@ -111,7 +111,7 @@ func (n *Node) deliverKicks(inst Instance) {
 				delete(n.kicks, inst)
 				n.kmu.Unlock()
 				switch {
-				case err != nil:
+				case err != nil && n.ctx.Err() == nil:
 					n.log.Error("sessions whose pushes were not delivered could not be kicked", "peer", inst.ID,
 						"epoch", inst.Epoch, "sessions", len(req.SessionIds)+len(req.Uids), "tried_for", time.Since(since).Round(time.Second), "err", err)
 				case attempts > 0:
