@@ -242,7 +242,6 @@ type ledger struct {
 
 	mu     sync.Mutex
 	phase  string
-	phases []string
 	byRoom map[string][]*fsession // every session that entered, per room
 	sends  []*fsend
 	// requests that got no answer while their session stayed connected
