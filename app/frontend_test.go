@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 
@@ -34,28 +33,12 @@ func TestFrontendRouteErrors(t *testing.T) {
 	mux.Seal()
 	// A live chat server, so that it stays eligible: routing to it is
 	// decided by the route function.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	chat := rpc.Member{ID: "chat-1", Type: "chat", State: rpc.StateRunning, Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port}
-	members := []rpc.Member{
-		{ID: "connector-1", Type: "connector", Frontend: true, State: rpc.StateRunning, Host: "127.0.0.1", Port: 1},
-		{ID: "gate-1", Type: "gate", Frontend: true, State: rpc.StateRunning, Host: "127.0.0.1", Port: 2},
-		chat,
-	}
-	chatMem := rpc.NewMembership()
-	chatMem.Replace(members)
-	chatNode, err := rpc.NewNode(rpc.Config{Self: chat, Secret: "s", Membership: chatMem})
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() { defer close(served); chatNode.Serve(ln, rpc.Handlers{}) }()
-	defer func() { chatNode.Close(); <-served }()
+	members := append(startChatNodes(t, []string{"chat-1"}, func(string, string) int64 { return 0 }),
+		rpc.Member{ID: "connector-1", Type: "connector", Frontend: true, State: rpc.StateRunning, Host: "127.0.0.1", Port: 1},
+		rpc.Member{ID: "gate-1", Type: "gate", Frontend: true, State: rpc.StateRunning, Host: "127.0.0.1", Port: 2})
 	mem := rpc.NewMembership()
 	mem.Replace(members)
-	node, err := rpc.NewNode(rpc.Config{Self: members[0], Secret: "s", Membership: mem})
+	node, err := rpc.NewNode(rpc.Config{Self: members[1], Secret: "s", Membership: mem})
 	if err != nil {
 		t.Fatal(err)
 	}

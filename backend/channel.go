@@ -208,29 +208,24 @@ func (c *Channel) Add(t Target) bool {
 // Leave removes a user, whichever session it is in; it reports whether the
 // uid was a member.
 func (c *Channel) Leave(uid string) bool {
-	c.svc.mu.Lock()
-	defer c.svc.mu.Unlock()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	i, ok := c.index[uid]
-	if !ok {
-		return false
-	}
-	c.svc.unlinkLocked(c.members[i], c)
-	c.removeLocked(i)
-	return true
+	return c.removeIf(uid, func(Target) bool { return true })
 }
 
 // Remove removes t's user if it is a member through t's session, and
 // reports whether it was: a session that ends leaves, without removing the
 // user if it has entered again from another session meanwhile.
 func (c *Channel) Remove(t Target) bool {
+	return c.removeIf(t.UID, func(m Target) bool { return refOf(m) == refOf(t) })
+}
+
+// removeIf removes uid's member if match approves it.
+func (c *Channel) removeIf(uid string, match func(Target) bool) bool {
 	c.svc.mu.Lock()
 	defer c.svc.mu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	i, ok := c.index[t.UID]
-	if !ok || refOf(c.members[i]) != refOf(t) {
+	i, ok := c.index[uid]
+	if !ok || !match(c.members[i]) {
 		return false
 	}
 	c.svc.unlinkLocked(c.members[i], c)
