@@ -285,18 +285,7 @@ func (a *App) CallFor(ctx context.Context, s handler.Session, route string, req,
 			target = m.Instance()
 		}
 	default:
-		routeFn := a.routes[typ]
-		if routeFn == nil {
-			routeFn = rpc.DefaultRoute
-		}
-		var m rpc.Member
-		servers := n.Membership().Eligible(typ)
-		if len(servers) == 0 {
-			return handler.Errorf(handler.CodeUnavailable, "no %s server available", typ)
-		}
-		if m, err = routeFn(handler.Request{Route: route, Session: s}, servers); err == nil {
-			target = m.Instance()
-		}
+		target, err = routeAmong(a.routes, n.Membership(), typ, handler.Request{Route: route, Session: s})
 	}
 	if err != nil {
 		return fmt.Errorf("call %s: %w", route, err)

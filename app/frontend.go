@@ -76,15 +76,21 @@ func (f *frontend) target(ctx context.Context, s handler.Session, typ string, r 
 	if st, ok := f.stateful[typ]; ok {
 		return f.placeFor(ctx, s, typ, st)
 	}
-	servers := f.node.Membership().Eligible(typ)
+	return routeAmong(f.routes, f.node.Membership(), typ, r)
+}
+
+// routeAmong picks the server of type typ for message r among the running ones,
+// by the type's route function (default rpc.DefaultRoute: crc32 of the uid).
+func routeAmong(routes map[string]rpc.RouteFunc, mem *rpc.Membership, typ string, r handler.Request) (rpc.Instance, error) {
+	servers := mem.Eligible(typ)
 	if len(servers) == 0 {
 		return rpc.Instance{}, handler.Errorf(handler.CodeUnavailable, "no %s server available", typ)
 	}
-	route := f.routes[typ]
-	if route == nil {
-		route = rpc.DefaultRoute
+	fn := routes[typ]
+	if fn == nil {
+		fn = rpc.DefaultRoute
 	}
-	m, err := route(r, servers)
+	m, err := fn(r, servers)
 	if err != nil {
 		if herr := (*handler.Error)(nil); errors.As(err, &herr) {
 			return rpc.Instance{}, err // the route function's own answer
