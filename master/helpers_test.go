@@ -96,7 +96,12 @@ func newCluster(t *testing.T, binary, servers string) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &cluster{dir: dir, path: path, env: env, paths: DefaultPaths(path)}
+	c := &cluster{dir: dir, path: path, env: env, paths: DefaultPaths(path)}
+	// Whatever a test leaves running, even one that failed half-way: its
+	// master and its servers (found by their command line, which names
+	// this cluster's directory).
+	killCluster(t, binary, c)
+	return c
 }
 
 // logBuffer collects a master's log, printed if the test fails.

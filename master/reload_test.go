@@ -51,7 +51,6 @@ func TestReload(t *testing.T) {
 	conn, connC, chat1, chat2, chat3 := freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)
 	c := newCluster(t, game, entry("connector", "connector-server-1", conn, connC, "")+entry("chat", "chat-server-1", chat1, 0, "")+
 		entry("chat", "chat-server-2", chat2, 0, ""))
-	killCluster(t, game, cli, c)
 	runMaster(t, c)
 	cl := dial(t, c)
 	before := pids(waitList(t, cl, 30*time.Second, "every server running", allRunning))
@@ -153,7 +152,6 @@ func TestAddRemove(t *testing.T) {
 	t.Parallel()
 	game, cli := bins(t)
 	c := newCluster(t, game, topology)
-	killCluster(t, game, cli, c)
 	_, stop, _, _ := runMaster(t, c)
 	cl := dial(t, c)
 	waitList(t, cl, 30*time.Second, "every server running", allRunning)
@@ -205,7 +203,9 @@ func TestAddRemove(t *testing.T) {
 	if err != nil || !strings.Contains(out, "- connector-extra: draining") || !strings.Contains(out, "connector-extra removed: ") {
 		t.Fatalf("remove: %v", err)
 	}
-	ss = waitList(t, cl, 2*time.Second, "three servers", func(ss map[string]*masterpb.ServerStatus) bool { return len(ss) == 3 })
+	if _, listed := waitList(t, cl, 2*time.Second, "three servers", func(ss map[string]*masterpb.ServerStatus) bool { return len(ss) == 3 })["connector-extra"]; listed {
+		t.Error("connector-extra still listed after remove")
+	}
 	if alive(int(pid)) {
 		t.Errorf("connector-extra pid %d alive after remove", pid)
 	}

@@ -63,7 +63,7 @@ func gameProcs(game, dir string) map[int]string {
 // killCluster ends, when the test ends, whatever still runs of the
 // cluster in c.dir: its servers and its master (by pid, checked by
 // command line).
-func killCluster(t *testing.T, game, cli string, c *cluster) {
+func killCluster(t *testing.T, game string, c *cluster) {
 	t.Cleanup(func() {
 		if pid, err := c.paths.MasterPID("test"); err == nil && pid > 0 {
 			signalPid(pid, syscall.SIGKILL)
@@ -82,7 +82,6 @@ func TestFailedStartStopsWhatItStarted(t *testing.T) {
 	t.Parallel()
 	game, cli := bins(t)
 	c := newCluster(t, game, brokenTopology)
-	killCluster(t, game, cli, c)
 	flags := []string{"--env=test", "--config", c.path}
 
 	start := time.Now()
@@ -124,7 +123,6 @@ func TestFailedStartKeepGoing(t *testing.T) {
 	t.Parallel()
 	game, cli := bins(t)
 	c := newCluster(t, game, brokenTopology)
-	killCluster(t, game, cli, c)
 	flags := []string{"--env=test", "--config", c.path}
 
 	out, err := runCLI(t, cli, append([]string{"start", "--daemon", "--keep-going", "--timeout=60s"}, flags...)...)
@@ -174,7 +172,6 @@ func TestRestartByID(t *testing.T) {
 	t.Parallel()
 	game, cli := bins(t)
 	c := newCluster(t, game, topology)
-	killCluster(t, game, cli, c)
 	runMaster(t, c)
 	cl := dial(t, c)
 	before := waitList(t, cl, 30*time.Second, "every server running", allRunning)
@@ -218,9 +215,8 @@ func TestRestartByID(t *testing.T) {
 // thought gone) is refused and told to stop.
 func TestSupersededInstanceIsTurnedAway(t *testing.T) {
 	t.Parallel()
-	game, cli := bins(t)
+	game, _ := bins(t)
 	c := newCluster(t, game, topology)
-	killCluster(t, game, cli, c)
 	runMaster(t, c)
 	cl := dial(t, c)
 	ss := waitList(t, cl, 30*time.Second, "every server running", allRunning)
@@ -249,9 +245,8 @@ func TestSupersededInstanceIsTurnedAway(t *testing.T) {
 // The state file keeps each instance's launcher handle and every epoch.
 func TestStateFileHoldsHandlesAndEpochs(t *testing.T) {
 	t.Parallel()
-	game, cli := bins(t)
+	game, _ := bins(t)
 	c := newCluster(t, game, topology)
-	killCluster(t, game, cli, c)
 	_, stop, _, _ := runMaster(t, c)
 	cl := dial(t, c)
 	ss := waitList(t, cl, 30*time.Second, "every server running", allRunning)

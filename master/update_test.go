@@ -60,13 +60,6 @@ func variantBin(t *testing.T, v string) string {
 	return out
 }
 
-func builds(ss map[string]*masterpb.ServerStatus) map[string]string {
-	out := map[string]string{}
-	for id, s := range ss {
-		out[id] = s.GetInfo().GetBuild()
-	}
-	return out
-}
 
 // The rolling update moves group b, then group a, to the new build,
 // keeping the previous binary; a client on group b's connector is kicked
@@ -82,7 +75,6 @@ func TestRollingUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := newCluster(t, own, twoGroups)
-	killCluster(t, own, cli, c)
 	runMaster(t, c)
 	cl := dial(t, c)
 	before := waitList(t, cl, 30*time.Second, "every server running", allRunning)
@@ -189,7 +181,6 @@ func TestRollingUpdateResumesAfterMasterKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := newCluster(t, own, strings.Replace(twoGroups, `drainTimeout = "3s"`, `drainTimeout = "20s"`, 1))
-	killCluster(t, own, cli, c)
 	flags := []string{"--env=test", "--config", c.path}
 	if out, err := runCLI(t, cli, append([]string{"start", "--daemon"}, flags...)...); err != nil {
 		t.Fatalf("start: %v\n%s", err, out)

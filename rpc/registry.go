@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/shaddock/shaddock/internal/routines"
 	"github.com/shaddock/shaddock/proto/masterpb"
 )
 
@@ -45,8 +46,9 @@ type Registry struct {
 	state   State
 	kick    chan struct{} // wakes the heartbeat loop after a state change
 	synced  chan struct{} // closed at the first membership received
-	once    sync.Once
-	stopped sync.Once
+	once     sync.Once
+	stopped  sync.Once
+	routines routines.Group // OnStop's goroutine, waited for by Run
 }
 
 // NewRegistry returns a registry client; call Run.
@@ -102,8 +104,10 @@ func (r *Registry) currentState() State {
 // Synced is closed once the first membership has arrived.
 func (r *Registry) Synced() <-chan struct{} { return r.synced }
 
-// Run keeps the registration alive until ctx ends.
+// Run keeps the registration alive until ctx ends. It returns once
+// everything it started has ended.
 func (r *Registry) Run(ctx context.Context) error {
+	defer func() { r.routines.Close(); r.routines.Wait() }()
 	cc, err := grpc.NewClient(r.cfg.Master,
 		grpc.WithTransportCredentials(insecure.NewCredentials()), WithSecret(r.cfg.Secret),
 		// Heartbeats only flow to the master; keepalive pings notice a master
@@ -161,8 +165,12 @@ func (r *Registry) session(ctx context.Context, client masterpb.RegistryClient) 
 	if err := st.Send(&masterpb.ServerMessage{Msg: &masterpb.ServerMessage_Hello{Hello: &masterpb.Hello{Info: hello.Info, State: hello.State}}}); err != nil {
 		return err
 	}
+	// The heartbeat sender lives as long as this session: cancelled and
+	// waited for when it returns.
 	sendErr := make(chan error, 1)
-	go func() { sendErr <- r.heartbeats(ctx, st) }()
+	var hb sync.WaitGroup
+	hb.Go(func() { sendErr <- r.heartbeats(ctx, st) })
+	defer func() { cancel(); hb.Wait() }()
 	first := true
 	for {
 		msg, err := st.Recv()
@@ -188,7 +196,9 @@ func (r *Registry) session(ctx context.Context, client masterpb.RegistryClient) 
 		case *masterpb.MasterMessage_Command:
 			if stop := m.Command.GetStop(); stop != nil && r.cfg.OnStop != nil {
 				r.stopped.Do(func() {
-					go r.cfg.OnStop(stop.Reason, time.Duration(stop.TimeoutMs)*time.Millisecond)
+					// Not on this goroutine: the stop it starts ends this
+					// session (and Run, which waits for it).
+					r.routines.Go(func() { r.cfg.OnStop(stop.Reason, time.Duration(stop.TimeoutMs)*time.Millisecond) })
 				})
 			}
 			if drain := m.Command.GetDrain(); drain != nil {
