@@ -60,7 +60,6 @@ func variantBin(t *testing.T, v string) string {
 	return out
 }
 
-
 // The rolling update moves group b, then group a, to the new build,
 // keeping the previous binary; a client on group b's connector is kicked
 // with the reason after drainTimeout; a broken build fails in group b,

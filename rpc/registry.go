@@ -40,12 +40,12 @@ type RegistryConfig struct {
 // the master is unreachable it keeps the last membership and retries, so the
 // cluster serves on without its control plane.
 type Registry struct {
-	cfg     RegistryConfig
-	log     *slog.Logger
-	mu      sync.Mutex
-	state   State
-	kick    chan struct{} // wakes the heartbeat loop after a state change
-	synced  chan struct{} // closed at the first membership received
+	cfg      RegistryConfig
+	log      *slog.Logger
+	mu       sync.Mutex
+	state    State
+	kick     chan struct{} // wakes the heartbeat loop after a state change
+	synced   chan struct{} // closed at the first membership received
 	once     sync.Once
 	stopped  sync.Once
 	routines routines.Group // OnStop's goroutine, waited for by Run
