@@ -178,6 +178,7 @@ func (r *runner) run(ctx context.Context, secret, master string) error {
 	// Construct everything first and serve last: once the node serves,
 	// peers may push into the frontend and call the backend at once.
 	mem := a.mem
+	mem.SetGroup(self.Group) // a grouped server routes within its group (rolling updates)
 	node, err := rpc.NewNode(rpc.Config{Self: self, Secret: secret, Membership: mem, Logger: r.log})
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 // rare and rebuild the snapshot.
 type Membership struct {
 	mu       sync.Mutex // serialises writers
+	group    string     // this server's group: routing stays in it (SetGroup)
 	members  map[string]Member
 	down     map[string]bool
 	watchers []func()
@@ -34,6 +35,18 @@ func NewMembership() *Membership {
 	m.view.Store(&view{byID: map[string]Member{}, eligible: map[string][]Member{}, serving: map[string][]Member{},
 		frontends: map[string]bool{}, down: map[string]bool{}})
 	return m
+}
+
+// SetGroup scopes routing to a group (the two-group rolling update): for a
+// type with servers in group g, Eligible and Serving list only those and
+// the servers of no group; a type with none in g is shared by every group.
+// Servers count as "in g" in any state, so a group whose backends are
+// restarting waits for them rather than borrowing the other group's. ""
+// (the default) is no scoping.
+func (m *Membership) SetGroup(g string) {
+	m.mu.Lock()
+	m.group = g
+	m.rebuild()
 }
 
 // Replace sets the whole membership (the registry's snapshot).
@@ -101,6 +114,23 @@ func (m *Membership) rebuild() {
 		}
 	}
 	byID := func(a, b Member) int { return compareIDs(a.ID, b.ID) }
+	if m.group != "" {
+		inGroup := map[string]bool{} // types with a member of the group, in any state
+		for _, mem := range m.members {
+			if mem.Group == m.group {
+				inGroup[mem.Type] = true
+			}
+		}
+		scope := func(lists map[string][]Member) {
+			for typ, list := range lists {
+				if inGroup[typ] {
+					lists[typ] = slices.DeleteFunc(list, func(mem Member) bool { return mem.Group != "" && mem.Group != m.group })
+				}
+			}
+		}
+		scope(v.eligible)
+		scope(v.serving)
+	}
 	for _, list := range v.eligible {
 		slices.SortFunc(list, byID)
 	}

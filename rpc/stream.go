@@ -210,7 +210,11 @@ func (c *caller[Req, Rep]) fail(st grpc.BidiStreamingClient[Req, Rep], err error
 	unacked := c.unacked
 	c.unacked = nil
 	c.mu.Unlock()
+	// grpc-go forbids CloseSend concurrently with SendMsg: wait for a send
+	// in progress (it fails soon, the stream being broken or closing).
+	c.sendMu.Lock()
 	st.CloseSend()
+	c.sendMu.Unlock()
 	ferr := fmt.Errorf("%s: %w: %w", c.name, errStreamClosed, err)
 	for _, w := range pending {
 		w <- result[Rep]{err: ferr}
