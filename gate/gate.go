@@ -5,9 +5,12 @@
 // so a user lands on the same connector every time the topology is the same.
 //
 // Eligible means registered and running, reachable from the gate, and in
-// the gate's group when the gate has one (rolling updates send a group's
-// clients to that group's connectors only). Draining connectors are not
-// running, so they are never offered.
+// the gate's group (or of no group) when the gate has one: rolling updates
+// send a group's clients to that group's connectors. A gate whose group
+// has no eligible connector left (its group is draining for an update and
+// a client reached it just before the balancer stopped sending it any)
+// hands out a connector of another group rather than refuse the client.
+// Draining connectors are not running, so they are never offered.
 package gate
 
 import (
@@ -45,14 +48,17 @@ func Pick(cfg Config, uid string) (rpc.Member, bool) {
 	if typ == "" {
 		typ = "connector"
 	}
-	all := cfg.Membership.Eligible(typ)
+	all := cfg.Membership.EligibleAnyGroup(typ)
 	eligible := all
 	if cfg.Group != "" {
 		eligible = make([]rpc.Member, 0, len(all))
 		for _, m := range all {
-			if m.Group == cfg.Group {
+			if m.Group == cfg.Group || m.Group == "" {
 				eligible = append(eligible, m)
 			}
+		}
+		if len(eligible) == 0 {
+			eligible = all
 		}
 	}
 	m, err := rpc.Pick(uid, eligible)

@@ -45,6 +45,7 @@ func TestQueryEntryMatchesPomeloDispatch(t *testing.T) {
 
 func TestQueryEntryGroupAndReachability(t *testing.T) {
 	mem := rpc.NewMembership()
+	mem.SetGroup("b") // as app does for a gate of group b
 	var ms []rpc.Member
 	for i, g := range []string{"a", "b", "a", "b"} {
 		ms = append(ms, rpc.Member{ID: fmt.Sprintf("connector-%d", i), Type: "connector", Group: g, ClientPort: 3050 + i, State: rpc.StateRunning})
@@ -60,6 +61,28 @@ func TestQueryEntryGroupAndReachability(t *testing.T) {
 	for i := 0; i < 200; i++ {
 		if m, _ := Pick(Config{Membership: mem, Group: "b"}, fmt.Sprint("user", i)); m.ID != "connector-3" {
 			t.Fatalf("unreachable connector handed out: %s", m.ID)
+		}
+	}
+	// Group b's last connector drains (an update): its gate hands out group
+	// a's rather than refuse a client that reached it.
+	ms[3].State = rpc.StateDraining
+	mem.Upsert(ms[3])
+	seen := map[string]bool{}
+	for i := 0; i < 200; i++ {
+		m, ok := Pick(Config{Membership: mem, Group: "b"}, fmt.Sprint("user", i))
+		if !ok || m.Group != "a" {
+			t.Fatalf("group b gate with no connector of its own handed out %+v, %v", m, ok)
+		}
+		seen[m.ID] = true
+	}
+	if len(seen) != 2 {
+		t.Fatalf("fallback used %v, want both of group a's connectors", seen)
+	}
+	// A connector of no group serves every group.
+	mem.Upsert(rpc.Member{ID: "connector-9", Type: "connector", ClientPort: 3059, State: rpc.StateRunning})
+	for i := 0; i < 200; i++ {
+		if m, _ := Pick(Config{Membership: mem, Group: "b"}, fmt.Sprint("user", i)); m.ID != "connector-9" {
+			t.Fatalf("group b gate with the ungrouped connector-9 eligible handed out %s", m.ID)
 		}
 	}
 }

@@ -23,7 +23,8 @@ type Membership struct {
 
 type view struct {
 	byID      map[string]Member
-	eligible  map[string][]Member // running, reachable, sorted by id; per type
+	eligible  map[string][]Member // running, reachable, sorted by id; per type; scoped to the group
+	everyone  map[string][]Member // eligible, before the group scoping
 	serving   map[string][]Member // running or draining, reachable, sorted by id; per type
 	frontends map[string]bool     // types whose servers are frontends
 	down      map[string]bool     // members this server cannot reach
@@ -32,7 +33,7 @@ type view struct {
 // NewMembership returns an empty view.
 func NewMembership() *Membership {
 	m := &Membership{members: make(map[string]Member), down: make(map[string]bool)}
-	m.view.Store(&view{byID: map[string]Member{}, eligible: map[string][]Member{}, serving: map[string][]Member{},
+	m.view.Store(&view{byID: map[string]Member{}, eligible: map[string][]Member{}, everyone: map[string][]Member{}, serving: map[string][]Member{},
 		frontends: map[string]bool{}, down: map[string]bool{}})
 	return m
 }
@@ -114,7 +115,12 @@ func (m *Membership) rebuild() {
 		}
 	}
 	byID := func(a, b Member) int { return compareIDs(a.ID, b.ID) }
+	v.everyone = v.eligible
 	if m.group != "" {
+		v.everyone = make(map[string][]Member, len(v.eligible))
+		for typ, list := range v.eligible {
+			v.everyone[typ] = slices.Clone(list)
+		}
 		inGroup := map[string]bool{} // types with a member of the group, in any state
 		for _, mem := range m.members {
 			if mem.Group == m.group {
@@ -133,6 +139,11 @@ func (m *Membership) rebuild() {
 	}
 	for _, list := range v.eligible {
 		slices.SortFunc(list, byID)
+	}
+	if m.group != "" {
+		for _, list := range v.everyone {
+			slices.SortFunc(list, byID)
+		}
 	}
 	for _, list := range v.serving {
 		slices.SortFunc(list, byID)
@@ -174,6 +185,14 @@ func (m *Membership) Get(id string) (Member, bool) {
 // The slice is shared: do not modify it.
 func (m *Membership) Eligible(typ string) []Member {
 	return m.view.Load().eligible[typ]
+}
+
+// EligibleAnyGroup is Eligible without the group scoping of SetGroup: the
+// running, reachable servers of a type in every group, sorted by id. A
+// gate uses it to fall back on another group's connectors. The slice is
+// shared: do not modify it.
+func (m *Membership) EligibleAnyGroup(typ string) []Member {
+	return m.view.Load().everyone[typ]
 }
 
 // Serving returns the servers of a type that serve what they hold: running

@@ -43,6 +43,10 @@ func TestMembershipGroupScoping(t *testing.T) {
 		t.Errorf("group a, auth eligible: %v", got)
 	}
 
+	if got := ids(mem.EligibleAnyGroup("chat")); !slices.Equal(got, []string{"chat-a-1", "chat-b-1", "chat-x"}) {
+		t.Errorf("group a, chat in any group: %v", got)
+	}
+
 	// Group a's chat server restarts: group a waits for it (plus the
 	// ungrouped one) rather than borrowing group b's.
 	mem.Upsert(Member{ID: "chat-a-1", Type: "chat", Group: "a", State: StateStopped})
