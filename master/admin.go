@@ -226,7 +226,13 @@ func (m *Master) startedCheck(since uint64) func(*server) (bool, string, error) 
 		switch {
 		case inst != nil && inst.epoch > since && srv.state == masterpb.ServerState_RUNNING:
 			return true, fmt.Sprintf("running on %s, pid %d", srv.cfg.Host, inst.h.PID), nil
-		case srv.state == masterpb.ServerState_FAILED || (!srv.want && !srv.hasProc()):
+		case srv.epoch > since && inst == nil && !srv.starting &&
+			(srv.state == masterpb.ServerState_FAILED || srv.state == masterpb.ServerState_LOST):
+			// A start since the command failed: FAILED, or LOST when
+			// autoRestart tries again. (A failure from before the command
+			// is what the command is curing.)
+			return true, "", m.failure(srv)
+		case !srv.want && !srv.hasProc():
 			return true, "", m.failure(srv)
 		}
 		return false, "", nil

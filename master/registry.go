@@ -267,7 +267,7 @@ func (m *Master) heartbeat(s *session, hb *masterpb.Heartbeat) {
 		return // the master ended this session
 	}
 	srv.lastSeen = time.Now()
-	srv.conns = hb.GetConnections()
+	srv.conns, srv.connsAt = hb.GetConnections(), srv.lastSeen
 	st := hb.GetState()
 	if srv.draining && st == masterpb.ServerState_RUNNING {
 		st = masterpb.ServerState_DRAINING // sent before it heard the drain command

@@ -383,18 +383,31 @@ func (m *Master) removeServers(ctx context.Context, ids []string, reason string,
 func (m *Master) waitDrained(ctx context.Context, ids []string, d time.Duration, reason string, p *progress) error {
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
+	// Session counts come with heartbeats, which wake nobody: look again
+	// every so often.
+	recount := time.NewTicker(250 * time.Millisecond)
+	defer recount.Stop()
 	begin := time.Now()
 	for {
 		m.mu.Lock()
-		left := 0
+		left, unknown := 0, 0
 		for _, id := range ids {
-			if srv := m.servers[id]; srv != nil && srv.conns > 0 && srv.sess != nil {
+			srv := m.servers[id]
+			switch {
+			case srv == nil || srv.sess == nil:
+				// Not registered: nobody is connected through it.
+			case !srv.connsAt.After(begin):
+				// No count since the drain began: a master that has just
+				// adopted the server has none at all, and 0 would stop a
+				// frontend full of players.
+				unknown++
+			default:
 				left += int(srv.conns)
 			}
 		}
 		ch := m.changed
 		m.mu.Unlock()
-		if left == 0 {
+		if left == 0 && unknown == 0 {
 			if took := time.Since(begin); took > time.Second {
 				p.send(fmt.Sprintf("drained after %s", took.Round(100*time.Millisecond)), false)
 			}
@@ -402,6 +415,8 @@ func (m *Master) waitDrained(ctx context.Context, ids []string, d time.Duration,
 		}
 		select {
 		case <-ch:
+			continue
+		case <-recount.C:
 			continue
 		case <-deadline.C:
 			p.send(fmt.Sprintf("%d sessions still there after drainTimeout (%s): stopping, they are kicked with %q", left, d, reason), false)

@@ -52,6 +52,7 @@ type server struct {
 	info     *masterpb.ServerInfo // from the last Hello; nil until registered
 	lastSeen time.Time
 	conns    int32
+	connsAt  time.Time // when conns was reported (a heartbeat); zero until then
 	stopSent bool      // the stop command went to a server that is not ours
 	waitReg  time.Time // its port answered with no known process: wait until then for it to register
 

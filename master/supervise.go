@@ -125,10 +125,11 @@ func (m *Master) nextOpLocked(srv *server, now time.Time) func() {
 	case inst != nil && srv.killReq && !inst.killing:
 		inst.stopping, inst.killing = true, true
 		return func() { m.kill(srv, inst) }
-	case inst != nil && (!srv.want || srv.restartReq) && !inst.stopping:
+	case inst != nil && (!srv.want || srv.restartReq) && !inst.stopping && !srv.hold:
+		// (Held: a stop in phases, frontends first, has not reached it.)
 		inst.stopping = true
 		return func() { m.stop(srv, inst) }
-	case inst == nil && (!srv.want || srv.restartReq) && srv.sess != nil && !srv.stopSent:
+	case inst == nil && (!srv.want || srv.restartReq) && srv.sess != nil && !srv.stopSent && !srv.hold:
 		// Registered, but not started or adopted by this master: it can
 		// only be asked, through its stream.
 		srv.stopSent = true
@@ -313,6 +314,7 @@ func (m *Master) exited(srv *server, inst *instance, e launch.Exit) {
 		m.log.Error("server exited before it registered", "server", srv.id, "pid", inst.h.PID, "host", inst.h.Host, "status", e.Status)
 		how = describeExit(e, " before registering", tail)
 		if srv.cfg.AutoRestart && srv.want && !m.initial.Load() && !m.closing {
+			srv.tail = tail // what a waiting start reports
 			m.scheduleLocked(srv, 0)
 			m.setStateLocked(srv, masterpb.ServerState_LOST, how)
 		} else {

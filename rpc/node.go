@@ -211,14 +211,23 @@ func (n *Node) syncPeers() {
 		}
 	}
 	for id, m := range want {
-		if _, ok := n.peers[id]; !ok {
-			p, err := n.dial(m)
-			if err != nil {
+		p, ok := n.peers[id]
+		if !ok {
+			var err error
+			if p, err = n.dial(m); err != nil {
 				n.log.Error("cannot create peer connection", "peer", id, "err", err)
 				continue
 			}
 			n.peers[id] = p
 		}
+		if m.State == StateRunning && (p.seen.State != StateRunning || p.seen.Epoch != m.Epoch) {
+			// It has registered, so it listens: connect now rather than at
+			// the end of a backoff grown while it was starting (dialled on
+			// STARTING, refused until it listened). Routing skips it while
+			// it is marked down.
+			p.cc.ResetConnectBackoff()
+		}
+		p.seen = m
 	}
 	n.mu.Unlock()
 	for _, p := range stale {
@@ -247,6 +256,7 @@ type peer struct {
 	call     *caller[clusterpb.CallRequest, clusterpb.CallReply]
 	push     *caller[clusterpb.PushRequest, clusterpb.PushReply]
 	client   clusterpb.ClusterClient
+	seen     Member // the member as last synced; under Node.mu
 }
 
 func (n *Node) dial(m Member) (*peer, error) {
