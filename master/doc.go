@@ -27,10 +27,11 @@
 //	RunDir/<env>.token       admin token, new at every master start (0600)
 //	RunDir/<env>.state.json  launcher handles and epochs of its instances, for re-adoption
 //	RunDir/<env>.master.pid  the master's pid, locked while it runs
+//	RunDir/<env>.applied.toml  the config the master applied, which local servers read
 //	LogDir/<server-id>.log   each local server's stdout and stderr, appended
 //
 // On another host, a server's files are under the environment's base
-// there: base/run/<env>.servers.toml (the master's copy of the config) and
+// there: base/run/<env>.servers.toml (a copy of the applied config) and
 // base/logs/<server-id>.log.
 //
 // [Master] is the controller; [Dial] returns the [Client] the CLI uses;

@@ -38,6 +38,14 @@ func (p Paths) TokenFile(env string) string { return filepath.Join(p.RunDir, env
 // StateFile records the pids of the servers the master runs.
 func (p Paths) StateFile(env string) string { return filepath.Join(p.RunDir, env+".state.json") }
 
+// AppliedConfig is the master's copy of the servers.toml it runs: written
+// at start and by each reload that applies, it is the file the master's
+// local servers read (a server restarted while servers.toml is being
+// edited starts from what the cluster runs, not from a half-made edit),
+// the one uploaded to remote hosts, and the one the CLI falls back on to
+// reach the master when servers.toml does not parse.
+func (p Paths) AppliedConfig(env string) string { return filepath.Join(p.RunDir, env+".applied.toml") }
+
 // PidFile holds the master's pid and is locked while the master runs.
 func (p Paths) PidFile(env string) string { return filepath.Join(p.RunDir, env+".master.pid") }
 

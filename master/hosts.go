@@ -166,6 +166,9 @@ func (h *hosts) close() {
 	}
 }
 
+// appliedConfig is the master's copy of the config it runs.
+func (m *Master) appliedConfig() string { return m.paths.AppliedConfig(m.env.Name) }
+
 // remoteConfig is where a remote host keeps its copy of servers.toml.
 func (m *Master) remoteConfig() string {
 	return filepath.Join(m.base, "run", m.env.Name+".servers.toml")
@@ -176,7 +179,7 @@ func (m *Master) remoteConfig() string {
 // not in the servers.toml it reads: its description goes on its command
 // line.
 func (m *Master) spec(c config.Server, epoch uint64, build string, added bool) launch.Spec {
-	cfgPath := m.cfgAbs
+	cfgPath := m.appliedConfig()
 	if !isLocalHost(c.Host) {
 		cfgPath = m.remoteConfig()
 	}
@@ -227,7 +230,7 @@ func (h *hosts) prepare(ctx context.Context, host string) error {
 		src, dst string
 		mode     os.FileMode
 		what     string
-	}{{m.cfgAbs, m.remoteConfig(), 0o600, "config"}}
+	}{{m.appliedConfig(), m.remoteConfig(), 0o600, "config"}}
 	if m.env.SSH.UploadBinary {
 		files = append(files, struct {
 			src, dst string

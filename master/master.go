@@ -239,6 +239,9 @@ func (m *Master) Run(ctx context.Context) error {
 		return fmt.Errorf("master: write admin token: %w", err)
 	}
 	defer os.Remove(tokenFile)
+	if err := copyFileAtomic(m.cfgAbs, m.appliedConfig(), 0o600); err != nil {
+		return fmt.Errorf("master: keep a copy of the config: %w", err)
+	}
 	ln, err := net.Listen("tcp", m.addr)
 	if err != nil {
 		return fmt.Errorf("master: listen on %s: %w", m.addr, err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -99,12 +100,21 @@ func (a adminService) Reload(_ *masterpb.ReloadRequest, st grpc.ServerStreamingS
 		return status.Error(codes.FailedPrecondition, "another reload, add or remove is under way")
 	}
 	defer m.changing.Unlock()
-	env, err := config.Load(m.cfgAbs, m.env.Name)
+	data, err := os.ReadFile(m.cfgAbs)
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "nothing changed: %v", err)
+	}
+	env, err := config.Parse(m.cfgAbs, data, m.env.Name)
 	if err != nil {
 		return status.Errorf(codes.InvalidArgument, "nothing changed: %v", err)
 	}
 	if err := m.reloadable(env); err != nil {
 		return status.Errorf(codes.InvalidArgument, "nothing changed: %v", err)
+	}
+	// What is applied from here on is this file: servers started from now
+	// on read it.
+	if err := writeFileAtomic(m.appliedConfig(), data); err != nil {
+		return status.Errorf(codes.Internal, "nothing changed: keep a copy of the config: %v", err)
 	}
 	pl := m.diff(env)
 	p := &progress{st: st, total: len(pl.added) + len(pl.removed) + len(pl.changed)}

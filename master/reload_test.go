@@ -101,6 +101,29 @@ func TestReload(t *testing.T) {
 	if err := cl.Reload(context.Background(), progressLog(&lines)); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "nothing changed") {
 		t.Errorf("master reload of a broken file: %v", err)
 	}
+	// While the file is broken the cluster can still be seen and handled:
+	// the CLI reaches the master with the config it applied, and a server
+	// restarted meanwhile reads that config, not the half-made edit.
+	out, err = runCLI(t, cli, append([]string{"list"}, flags...)...)
+	if err != nil || !strings.Contains(out, "warning: "+c.path+":") || !strings.Contains(out, "test.applied.toml") || !strings.Contains(out, "chat-server-3") {
+		t.Errorf("list with a broken servers.toml: %v\n%s", err, out)
+	}
+	out, err = runCLI(t, cli, append([]string{"restart", "--id", "chat-server-1"}, flags...)...)
+	if err != nil {
+		t.Errorf("restart with a broken servers.toml: %v\n%s", err, out)
+	}
+	restarted := waitList(t, cl, 10*time.Second, "every server running", allRunning)
+	pid := int(restarted["chat-server-1"].GetInfo().GetPid())
+	if pid == int(after["chat-server-1"].GetInfo().GetPid()) {
+		t.Errorf("chat-server-1 not restarted: %s", out)
+	}
+	if args, _ := cmdline(pid); !strings.Contains(strings.Join(args, " "), "--config "+c.dir+"/run/test.applied.toml") {
+		t.Errorf("chat-server-1 restarted with %q, want the master's applied config", args)
+	}
+	if applied, _ := os.ReadFile(c.dir + "/run/test.applied.toml"); string(applied) != string(good) {
+		t.Errorf("the applied config is not the last file the master applied:\n%s", applied)
+	}
+	after = restarted
 
 	// Take the connector out while a client is on it: drained (not offered),
 	// the client kicked after drainTimeout, then gone.
@@ -140,7 +163,7 @@ func TestReload(t *testing.T) {
 		t.Errorf("client kicked with %q", r)
 	}
 	final := waitList(t, cl, 2*time.Second, "two servers left", func(ss map[string]*masterpb.ServerStatus) bool { return len(ss) == 2 })
-	if alive(int(connPid)) || final["chat-server-1"].GetInfo().GetPid() != before["chat-server-1"] {
+	if alive(int(connPid)) || final["chat-server-1"].GetInfo().GetPid() != after["chat-server-1"].GetInfo().GetPid() {
 		t.Errorf("after taking out the connector: %v (its pid %d alive: %v)", pids(final), connPid, alive(int(connPid)))
 	}
 }

@@ -295,6 +295,28 @@ func (o *opts) load() (string, *config.Env, error) {
 	return abs, env, nil
 }
 
+// loadRunning is load for commands that only talk to the running master
+// (list, stop, kill, restart, logs): while servers.toml does not parse (an
+// edit under way), the master's copy of the config it runs serves to reach
+// it, with a warning; the operator can still see and stop the cluster.
+func (o *opts) loadRunning() (string, *config.Env, error) {
+	abs, env, err := o.load()
+	if err == nil {
+		return abs, env, nil
+	}
+	absCfg, aerr := filepath.Abs(o.config)
+	if aerr != nil {
+		return "", nil, err
+	}
+	applied := master.DefaultPaths(absCfg).AppliedConfig(o.env)
+	env2, err2 := config.Load(applied, o.env)
+	if err2 != nil {
+		return "", nil, err
+	}
+	fmt.Fprintf(o.stderr, "warning: %v\nwarning: using the config the running master applied (%s)\n", err, applied)
+	return absCfg, env2, nil
+}
+
 func (o *opts) context() (context.Context, context.CancelFunc) {
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	ctx, cancel2 := context.WithTimeout(ctx, o.timeout)
@@ -306,7 +328,7 @@ func (o *opts) selector() *masterpb.Selector {
 }
 
 func (o *opts) dial(ctx context.Context) (*master.Client, error) {
-	abs, env, err := o.load()
+	abs, env, err := o.loadRunning()
 	if err != nil {
 		return nil, err
 	}
@@ -642,7 +664,7 @@ func logs(o *opts) error {
 	if len(o.ids) != 1 {
 		return errors.New("say which server: --id ID (one)")
 	}
-	abs, env, err := o.load()
+	abs, env, err := o.loadRunning()
 	if err != nil {
 		return err
 	}
