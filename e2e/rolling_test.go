@@ -278,9 +278,10 @@ func TestRollingUpdateBehindHAProxy(t *testing.T) {
 	}
 	updDone := make(chan error, 1)
 	go func() { err := upd.Wait(); pw.Close(); updDone <- err }()
-	var updOut strings.Builder
-	sawDrain := make(chan struct{})
+	var updOut strings.Builder // the reader's until readDone is closed
+	sawDrain, readDone := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(readDone)
 		sc := bufio.NewScanner(pr)
 		once := sync.OnceFunc(func() { close(sawDrain) })
 		for sc.Scan() {
@@ -310,6 +311,7 @@ func TestRollingUpdateBehindHAProxy(t *testing.T) {
 	}
 	select {
 	case err := <-updDone:
+		<-readDone
 		t.Logf("master update, its master killed -9 %v after it began: exit %v; its output:\n%s", killedAt.Sub(at).Round(100*time.Millisecond), err, updOut.String())
 	case <-time.After(30 * time.Second):
 		upd.Process.Kill()
