@@ -178,7 +178,7 @@ func (m *Master) remoteConfig() string {
 // build id of the binary it will run. A server added with `master add` is
 // not in the servers.toml it reads: its description goes on its command
 // line.
-func (m *Master) spec(c config.Server, epoch uint64, build string, added bool) launch.Spec {
+func (m *Master) spec(c config.Server, epoch uint64, binary, build string, added bool) launch.Spec {
 	cfgPath := m.appliedConfig()
 	if !isLocalHost(c.Host) {
 		cfgPath = m.remoteConfig()
@@ -198,7 +198,7 @@ func (m *Master) spec(c config.Server, epoch uint64, build string, added bool) l
 	if build != "" {
 		env = append(env, launch.BuildEnv+"="+build)
 	}
-	return launch.Spec{ID: c.ID, Host: c.Host, Dir: m.base, Binary: m.binary, Args: args, Environ: env, Log: m.logPath(c)}
+	return launch.Spec{ID: c.ID, Host: c.Host, Dir: m.base, Binary: binary, Args: args, Environ: env, Log: m.logPath(c)}
 }
 
 // logPath is a server's log file on its host: beside the config here,
@@ -318,11 +318,11 @@ func (h *hosts) install(host string, inst launch.Installer, src, sum, dst string
 // the master knows it: the very file here, or the copy it uploaded there.
 // Otherwise "" (the server hashes its own binary). Saves every server of a
 // large start hashing tens of MB.
-func (h *hosts) build(host string) string {
-	if !isLocalHost(host) && !h.m.env.SSH.UploadBinary {
-		return ""
+func (h *hosts) build(host, binary string) string {
+	if !isLocalHost(host) && !h.m.env.SSH.UploadBinary && binary == h.m.binary {
+		return "" // not uploaded (binary.next, from an update, always is)
 	}
-	sum, err := h.sum(h.m.binary)
+	sum, err := h.sum(binary)
 	if err != nil {
 		return ""
 	}

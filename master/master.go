@@ -72,15 +72,20 @@ type Master struct {
 	// env's name, binary, base, master and ssh tables never change; its
 	// servers are m.servers' cfg from New on, its rolling timeouts
 	// m.rolling (a reload changes those).
-	env       *config.Env
-	paths     Paths
-	cfgAbs    string
-	log       *slog.Logger
-	base      string                         // absolute working directory of every server, on every host
-	binary    string                         // absolute path of the game binary, on every host
-	addr      string                         // control plane host:port
-	rolling   atomic.Pointer[config.Rolling] // timeouts; a reload may change them
-	lbCfg     atomic.Pointer[config.LB]      // the load balancer; a reload may change it
+	env     *config.Env
+	paths   Paths
+	cfgAbs  string
+	log     *slog.Logger
+	base    string                         // absolute working directory of every server, on every host
+	binary  string                         // absolute path of the game binary, on every host
+	addr    string                         // control plane host:port
+	rolling atomic.Pointer[config.Rolling] // timeouts; a reload may change them
+	lbCfg   atomic.Pointer[config.LB]      // the load balancer; a reload may change it
+	// groupBin is, during a rolling update, the binary each group that has
+	// moved to the new build starts from (binary.next); the other groups,
+	// and servers of no group, start from binary, which the update leaves
+	// alone until every group is done. nil outside an update.
+	groupBin  atomic.Pointer[map[string]string]
 	keepGoing bool
 	ready     func(error)
 
@@ -251,6 +256,7 @@ func (m *Master) Run(ctx context.Context) error {
 	defer cancel()
 	m.ctx = runCtx
 	m.recover()
+	m.loadUpdateBinaries() // before anything is started: a group half-way keeps its build
 
 	auth := &authorizer{secret: m.secret, token: m.token, log: m.log}
 	opts := append(auth.serverOptions(),

@@ -164,7 +164,8 @@ func (m *Master) start(srv *server, c config.Server, epoch uint64, auto, added b
 	}
 	var h launch.Handle
 	if err == nil {
-		h, err = l.Start(ctx, m.spec(c, epoch, m.hosts.build(c.Host), added))
+		bin := m.binaryFor(c.Group)
+		h, err = l.Start(ctx, m.spec(c, epoch, bin, m.hosts.build(c.Host, bin), added))
 	}
 	m.mu.Lock()
 	srv.starting = false

@@ -29,10 +29,14 @@ import (
 // registry (new players go to the other group), wait for its players to
 // leave (up to drainTimeout; the rest are kicked with a reason and come
 // back through the balancer to the other group), stop the group, install
-// the new binary (the previous one kept beside it as .prev), start the
-// group, wait until every server has registered on the new build, and
-// set its gates ready at the balancer. A group that fails to come up on
-// the new build goes back to the previous one; the other group is not
+// the new binary beside the current one (binary.next, on every host of
+// the group), start the group from it, wait until every server has
+// registered on the new build, and set its gates ready at the balancer.
+// The current binary is left alone until every group runs the new build,
+// so a server of another group (or of no group) that restarts meanwhile
+// keeps its build; only then does the new build take its place, the
+// previous one kept as binary.prev. A group that fails to come up on the
+// new build goes back to the current binary; the other group is not
 // touched. The progress is kept in RunDir/<env>.update.json, so that a
 // master that dies half-way finishes the update when it starts again.
 
@@ -216,6 +220,13 @@ func (m *Master) runUpdate(ctx context.Context, u *updateState, p *progress) err
 		m.saveUpdate(u)
 		p.send(fmt.Sprintf("group %s runs build %s (%s)", g, short12(u.Build), time.Since(begin).Round(100*time.Millisecond)), false)
 	}
+	if err := m.finishInstall(ctx, u, p); err != nil {
+		// Every group runs the new build from binary.next; what failed is
+		// putting it in binary's place. --resume tries again.
+		u.Outcome = ""
+		m.saveUpdate(u)
+		return fmt.Errorf("every group runs build %s, but: %w (master update --resume tries again)", short12(u.Build), err)
+	}
 	u.Outcome = "done: every group runs build " + short12(u.Build)
 	m.saveUpdate(u)
 	m.log.Info("rolling update done", "build", short12(u.Build))
@@ -256,6 +267,9 @@ func (m *Master) updateGroup(ctx context.Context, u *updateState, g string, p *p
 	}
 	if m.onBuild(ids, u.Build) {
 		// Already there (an update resumed after its start): ready it.
+		if sum, err := fileSHA256(m.nextBinary()); err == nil && sum == u.Build {
+			m.setGroupBinary(g, m.nextBinary())
+		}
 		p.send(fmt.Sprintf("group %s already runs build %s", g, short12(u.Build)), false)
 		return m.readyGroup(ctx, bal, g, gates, p)
 	}
@@ -298,19 +312,21 @@ func (m *Master) updateGroup(ctx context.Context, u *updateState, g string, p *p
 	m.saveUpdate(u)
 	if err := m.install(ctx, u, ids, p); err != nil {
 		p.send(fmt.Sprintf("group %s: install failed (%v); starting it again on the previous build", g, err), true)
-		m.restore(ctx, u, ids, p)
+		m.setGroupBinary(g, "")
 		m.restartGroup(ctx, ids)
 		m.enable(ctx, bal, g, gates, p)
 		return err
 	}
 	u.Phase = phaseInstalled
 	m.saveUpdate(u)
+	m.setGroupBinary(g, m.nextBinary())
 	p.send(fmt.Sprintf("group %s: starting on build %s", g, short12(u.Build)), false)
 	if bad := m.startGroup(ctx, ids, u.Build, p); bad != nil {
 		why := oneLine(bad.err.Error())
 		p.send(fmt.Sprintf("group %s: %s did not come up on the new build (%s); back to build %s", g, bad.id, why, short12(u.Prev)), true)
 		m.stopIDs(ctx, ids, "server updating: please reconnect")
-		m.restore(ctx, u, ids, p)
+		m.setGroupBinary(g, "")
+		p.send(fmt.Sprintf("group %s: starting on build %s again", g, short12(u.Prev)), false)
 		if again := m.startGroup(ctx, ids, u.Prev, p); again != nil {
 			p.send(fmt.Sprintf("group %s: %s did not come back on the previous build either: %v", g, again.id, again.err), true)
 		}
@@ -454,28 +470,76 @@ func (m *Master) restartGroup(ctx context.Context, ids []string) {
 	m.mu.Unlock()
 }
 
-// install puts the new binary in place here (the master's copy is the
-// source of every upload) and on the group's other hosts, keeping the
-// previous one as binary.prev everywhere.
-func (m *Master) install(ctx context.Context, u *updateState, ids []string, p *progress) error {
-	prevPath := m.binary + ".prev"
-	cur, err := fileSHA256(m.binary)
-	if err != nil {
-		return err
+// nextBinary is where an update puts the new build: beside the binary,
+// here and on every host of the groups being updated.
+func (m *Master) nextBinary() string { return m.binary + ".next" }
+
+// binaryFor returns the binary a server of group g starts from.
+func (m *Master) binaryFor(g string) string {
+	if bins := m.groupBin.Load(); bins != nil && g != "" {
+		if b, ok := (*bins)[g]; ok {
+			return b
+		}
 	}
-	if cur != u.Build {
-		if cur == u.Prev {
-			if err := copyFileAtomic(m.binary, prevPath, 0o755); err != nil {
-				return fmt.Errorf("keep the previous binary: %w", err)
+	return m.binary
+}
+
+// setGroupBinary makes group g start from path ("" for the binary).
+func (m *Master) setGroupBinary(g, path string) {
+	for {
+		old := m.groupBin.Load()
+		next := map[string]string{}
+		if old != nil {
+			for k, v := range *old {
+				next[k] = v
 			}
 		}
-		if err := copyFileAtomic(u.Source, m.binary, 0o755); err != nil {
-			return fmt.Errorf("install %s as %s: %w", u.Source, m.binary, err)
+		if path == "" {
+			delete(next, g)
+		} else {
+			next[g] = path
 		}
-		if got, err := fileSHA256(m.binary); err != nil || got != u.Build {
-			return fmt.Errorf("install %s: the copy's checksum is %s, not %s (%v); was the file changed?", m.binary, short12(got), short12(u.Build), err)
+		var p *map[string]string
+		if len(next) > 0 {
+			p = &next
 		}
-		p.send(fmt.Sprintf("installed build %s as %s (previous kept as %s)", short12(u.Build), m.binary, prevPath), false)
+		if m.groupBin.CompareAndSwap(old, p) {
+			return
+		}
+	}
+}
+
+// loadUpdateBinaries restores, from an update a previous master left
+// half-way, which groups start from the new build, before this master
+// starts anything.
+func (m *Master) loadUpdateBinaries() {
+	u, err := m.readUpdate()
+	if err != nil || u == nil || u.Outcome != "" || !fileExists(m.nextBinary()) {
+		return
+	}
+	if sum, err := fileSHA256(m.nextBinary()); err != nil || sum != u.Build {
+		return
+	}
+	for _, g := range u.Done {
+		m.setGroupBinary(g, m.nextBinary())
+	}
+	if u.Group != "" && (u.Phase == phaseInstalled || u.Phase == phaseReady) {
+		m.setGroupBinary(u.Group, m.nextBinary())
+	}
+}
+
+// install puts the new build at binary.next, here (the master's copy is
+// the source of every upload) and on the group's other hosts.
+func (m *Master) install(ctx context.Context, u *updateState, ids []string, p *progress) error {
+	next := m.nextBinary()
+	if cur, _ := fileSHA256(next); cur != u.Build {
+		if err := copyFileAtomic(u.Source, next, 0o755); err != nil {
+			return fmt.Errorf("install %s as %s: %w", u.Source, next, err)
+		}
+		if got, err := fileSHA256(next); err != nil || got != u.Build {
+			return fmt.Errorf("install %s: the copy's checksum is %s, not %s (%v); was the file changed?", next, short12(got), short12(u.Build), err)
+		}
+		p.send(fmt.Sprintf("installed build %s as %s", short12(u.Build), next), false)
 	}
 	for _, host := range m.remoteHostsOf(ids) {
 		l, err := m.hosts.launcher(host)
@@ -486,12 +550,7 @@ func (m *Master) install(ctx context.Context, u *updateState, ids []string, p *p
 		if !ok {
 			continue
 		}
-		if fileExists(prevPath) {
-			if _, err := in.Install(ctx, host, prevPath, u.Prev, prevPath, 0o755); err != nil {
-				return fmt.Errorf("keep the previous binary on %s: %w", host, err)
-			}
-		}
-		copied, err := in.Install(ctx, host, m.binary, u.Build, m.binary, 0o755)
+		copied, err := in.Install(ctx, host, next, u.Build, next, 0o755)
 		if err != nil {
 			return fmt.Errorf("upload to %s: %w", host, err)
 		}
@@ -502,28 +561,49 @@ func (m *Master) install(ctx context.Context, u *updateState, ids []string, p *p
 	return nil
 }
 
-// restore puts the previous binary back in place, here and on the group's
-// other hosts.
-func (m *Master) restore(ctx context.Context, u *updateState, ids []string, p *progress) {
-	prevPath := m.binary + ".prev"
-	if cur, err := fileSHA256(m.binary); err == nil && cur != u.Prev {
-		if err := copyFileAtomic(prevPath, m.binary, 0o755); err != nil {
-			p.send(fmt.Sprintf("could not put the previous binary back: %v", err), true)
-			return
+// finishInstall, once every group runs the new build, puts it in the
+// binary's place (the previous one kept as binary.prev), here and on the
+// updated groups' other hosts, so that every later start runs it. It can
+// run again: a resumed update repeats it.
+func (m *Master) finishInstall(ctx context.Context, u *updateState, p *progress) error {
+	next, prevPath := m.nextBinary(), m.binary+".prev"
+	if cur, err := fileSHA256(m.binary); err != nil || cur != u.Build {
+		if err == nil && cur == u.Prev {
+			if err := copyFileAtomic(m.binary, prevPath, 0o755); err != nil {
+				return fmt.Errorf("keep the previous binary: %w", err)
+			}
+		}
+		if err := copyFileAtomic(next, m.binary, 0o755); err != nil {
+			return fmt.Errorf("install build %s as %s: %w", short12(u.Build), m.binary, err)
 		}
 	}
+	var ids []string
+	m.mu.Lock()
+	for id, srv := range m.servers {
+		if srv.configured && slices.Contains(u.Groups, srv.cfg.Group) {
+			ids = append(ids, id)
+		}
+	}
+	m.mu.Unlock()
 	for _, host := range m.remoteHostsOf(ids) {
 		l, err := m.hosts.launcher(host)
 		if err != nil {
+			return err
+		}
+		in, ok := l.(launch.Installer)
+		if !ok {
 			continue
 		}
-		if in, ok := l.(launch.Installer); ok {
-			if _, err := in.Install(ctx, host, m.binary, u.Prev, m.binary, 0o755); err != nil {
-				p.send(fmt.Sprintf("%s: could not put the previous binary back: %v", host, err), true)
-			}
+		if _, err := in.Install(ctx, host, prevPath, u.Prev, prevPath, 0o755); err != nil && fileExists(prevPath) {
+			return fmt.Errorf("keep the previous binary on %s: %w", host, err)
+		}
+		if _, err := in.Install(ctx, host, m.binary, u.Build, m.binary, 0o755); err != nil {
+			return fmt.Errorf("install build %s on %s: %w", short12(u.Build), host, err)
 		}
 	}
-	p.send(fmt.Sprintf("previous build %s back in place", short12(u.Prev)), false)
+	m.groupBin.Store(nil)
+	p.send(fmt.Sprintf("installed build %s as %s (previous kept as %s)", short12(u.Build), m.binary, prevPath), false)
+	return nil
 }
 
 // remoteHostsOf returns the other hosts the servers run on.

@@ -243,3 +243,82 @@ func TestRollingUpdateResumesAfterMasterKill(t *testing.T) {
 		t.Fatalf("stop: %v\n%s", err, out)
 	}
 }
+
+// While one group moves to the new build, a server of the other group that
+// restarts keeps the build its group runs: the update puts the new build
+// beside the binary and replaces it only once every group runs it.
+func TestRollingUpdateOtherGroupKeepsItsBuild(t *testing.T) {
+	t.Parallel()
+	game, cli := bins(t)
+	dir := t.TempDir()
+	own := filepath.Join(dir, "game")
+	if err := copyFileAtomic(game, own, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	topo := strings.Replace(twoGroups, `drainTimeout = "3s"`, `drainTimeout = "6s"`, 1)
+	topo = strings.Replace(topo, "id = \"chat-a\"\n", "id = \"chat-a\"\nautoRestart = true\n", 1)
+	c := newCluster(t, own, topo)
+	runMaster(t, c)
+	cl := dial(t, c)
+	before := waitList(t, cl, 30*time.Second, "every server running", allRunning)
+	oldSum, _ := fileSHA256(own)
+	v4 := variantBin(t, "4")
+	newSum, _ := fileSHA256(v4)
+	flags := []string{"--env=test", "--config", c.path}
+
+	// A player on group a's connector holds group a's drain for 6 s.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cc, err := client.Dial(ctx, fmt.Sprintf("127.0.0.1:%d", before["connector-a"].GetInfo().GetClientPort()), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	var enter struct{ Code int }
+	if err := cc.RequestJSON(ctx, "connector.entryHandler.enter", map[string]string{"uid": "gil"}, &enter); err != nil || enter.Code != 200 {
+		t.Fatalf("enter: %+v %v", enter, err)
+	}
+	done := make(chan string, 1)
+	go func() {
+		out, err := runCLI(t, cli, append([]string{"update", "--binary", v4}, flags...)...)
+		done <- fmt.Sprintf("%v\n%s", err, out)
+	}()
+	waitList(t, cl, 30*time.Second, "group b on the new build", func(ss map[string]*masterpb.ServerStatus) bool {
+		return ss["chat-b"].GetState() == masterpb.ServerState_RUNNING && ss["chat-b"].GetInfo().GetBuild() == newSum[:12]
+	})
+	// Group b runs the new build; group a is still on the old one. Its chat
+	// server dies and is restarted (autoRestart) meanwhile.
+	chatA := before["chat-a"].GetInfo().GetPid()
+	if err := syscall.Kill(int(chatA), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	again := waitList(t, cl, 5*time.Second, "chat-a restarted", func(ss map[string]*masterpb.ServerStatus) bool {
+		s := ss["chat-a"]
+		return s.GetState() == masterpb.ServerState_RUNNING && s.GetInfo().GetPid() != chatA
+	})
+	if b := again["chat-a"].GetInfo().GetBuild(); b != oldSum[:12] {
+		t.Errorf("chat-a restarted during group b's update on build %s, want its group's %s", b, oldSum[:12])
+	}
+	if args, _ := cmdline(int(again["chat-a"].GetInfo().GetPid())); len(args) == 0 || args[0] != own {
+		t.Errorf("chat-a restarted from %q, want %s", args, own)
+	}
+	out := <-done
+	t.Logf("update:\n%s", out)
+	if !strings.HasPrefix(out, "<nil>") {
+		t.Fatalf("update failed")
+	}
+	waitList(t, cl, 10*time.Second, "every server on the new build", func(ss map[string]*masterpb.ServerStatus) bool {
+		for _, s := range ss {
+			if s.GetState() != masterpb.ServerState_RUNNING || s.GetInfo().GetBuild() != newSum[:12] {
+				return false
+			}
+		}
+		return true
+	})
+	if sum, _ := fileSHA256(own); sum != newSum {
+		t.Error("the binary is not the new build after the update")
+	}
+	if sum, _ := fileSHA256(own + ".prev"); sum != oldSum {
+		t.Error("the previous build was not kept as .prev")
+	}
+}
