@@ -724,3 +724,104 @@ port = 6050
 		t.Errorf("left running after the failed start: %v", left)
 	}
 }
+
+// TestRemoteRollingUpdate: `master update` on remote hosts whose base is
+// private: group b (on th2), then group a (on th1), each uploaded the new
+// build beside the binary and started from it; once both run it, it takes
+// the binary's place on every host, so a later restart runs it too.
+func TestRemoteRollingUpdate(t *testing.T) {
+	root := t.TempDir()
+	base := filepath.Join(root, "base")
+	if err := os.MkdirAll(filepath.Join(base, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	game, err := os.ReadFile(binPath("chat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(base, "bin", "chat"), game, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := startNetHosts(t, 2, base)
+	servers := `
+[remote.rolling]
+drainTimeout = "5s"
+
+[[remote.connector]]
+id = "connector-a"
+host = "10.99.0.11"
+port = 3150
+clientPort = 3050
+frontend = true
+group = "a"
+
+[[remote.chat]]
+id = "chat-a"
+host = "10.99.0.11"
+port = 6050
+group = "a"
+
+[[remote.connector]]
+id = "connector-b"
+host = "10.99.0.12"
+port = 3150
+clientPort = 3050
+frontend = true
+group = "b"
+
+[[remote.chat]]
+id = "chat-b"
+host = "10.99.0.12"
+port = 6050
+group = "b"
+`
+	c := newRemoteCluster(t, h, remoteOpts{servers: servers, base: base, binary: "bin/chat", upload: true})
+	if out, err := c.Master(120*time.Second, "start", "--daemon"); err != nil {
+		t.Fatalf("start: %v\n%s", err, out)
+	}
+	v2 := filepath.Join(root, "chat-v2")
+	if err := os.WriteFile(v2, append(game, "\nshaddock e2e build v2\n"...), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256File(t, v2)[:12]
+	start := time.Now()
+	out, err := c.Master(3*time.Minute, "update", "--binary", v2)
+	t.Logf("master update on two remote hosts took %s:\n%s", time.Since(start).Round(100*time.Millisecond), out)
+	if err != nil {
+		t.Fatalf("update: %v", err)
+	}
+	next := filepath.Join(base, "bin", "chat.next")
+	for _, want := range []string{
+		"10.99.0.12: uploaded build " + sum, "10.99.0.11: uploaded build " + sum,
+		"group b runs build " + sum, "group a runs build " + sum,
+		"installed build " + sum + " as " + filepath.Join(base, "bin", "chat") + " (previous kept as ",
+		"done: every group runs build " + sum,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("update output lacks %q", want)
+		}
+	}
+	if strings.Index(out, "10.99.0.12: uploaded") > strings.Index(out, "10.99.0.11: uploaded") {
+		t.Error("group a's host got the new build before group b ran it")
+	}
+	for id, s := range statuses(c.List()) {
+		if s.State != masterpb.ServerState_RUNNING || s.Info.Build != sum {
+			t.Errorf("%s: %v on build %s, want running on %s", id, s.State, s.Info.Build, sum)
+		}
+	}
+	logs, err := c.Master(30*time.Second, "logs", "--id", "chat-b", "-n", "40")
+	if err != nil || !strings.Contains(logs, "master: starting chat-b on 10.99.0.12: "+next+" ") {
+		t.Errorf("chat-b was not started from %s on its host: %v\n%s", next, err, logs)
+	}
+	// A restart now runs the binary, which is the new build on that host.
+	if out, err := c.Master(60*time.Second, "restart", "--id", "chat-a"); err != nil {
+		t.Fatalf("restart chat-a: %v\n%s", err, out)
+	}
+	logs, err = c.Master(30*time.Second, "logs", "--id", "chat-a", "-n", "40")
+	if err != nil || !strings.Contains(tailLines(logs, 8), "master: starting chat-a on 10.99.0.11: "+filepath.Join(base, "bin", "chat")+" ") {
+		t.Errorf("chat-a not restarted from the binary: %v\n%s", err, logs)
+	}
+	if s := statuses(c.List())["chat-a"]; s.State != masterpb.ServerState_RUNNING || s.Info.Build != sum {
+		t.Errorf("chat-a after its restart: %v on build %s, want %s", s.State, s.Info.Build, sum)
+	}
+}
