@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/shaddock/shaddock/master"
 	"github.com/shaddock/shaddock/proto/masterpb"
+	"github.com/shaddock/shaddock/tools/client"
 )
 
 // The remote tests run the chat example on SSH test hosts (netHosts): the
@@ -183,8 +185,10 @@ func TestRemoteCluster(t *testing.T) {
 	// Chat from here over both transports, through both remote connectors.
 	var users []*chatUser
 	connectors := map[string]bool{}
+	// Rooms 0 and 1 go to chat-server-1, rooms 4 and 5 to chat-server-2
+	// (crc32 % 2, as Pomelo places them).
 	for i := range 12 {
-		u, r := login(t, ctx, c, fmt.Sprintf("r%02d", i), fmt.Sprintf("room-%d", i%4), i%2 == 0)
+		u, r := login(t, ctx, c, fmt.Sprintf("r%02d", i), fmt.Sprintf("room-%d", []int{0, 4, 1, 5}[i%4]), i%2 == 0)
 		if r.Code != 0 || len(r.Users) == 0 {
 			t.Fatalf("enter %d: %+v", i, r)
 		}
@@ -246,37 +250,122 @@ func TestRemoteCluster(t *testing.T) {
 
 // remoteKill: kill -9 of a remote chat server while users chat. Requests
 // routed to it fail fast with an error response, none waits for its
-// deadline; autoRestart brings it back over SSH within 5 s.
+// deadline; the users of its rooms are kicked with a reason and come back
+// (gate, connector, enter) at once; autoRestart brings it back over SSH
+// within 5 s; every user is answered again afterwards.
 func remoteKill(t *testing.T, ctx context.Context, c *Cluster, h *netHosts, users []*chatUser) {
-	type result struct {
-		at, took time.Duration
-		err      error
+	// Fresh sessions: the restart before this kicked the users of its rooms.
+	for _, u := range users {
+		u.c.Close()
+	}
+	type tally struct {
+		ok, errAnswers, kicked, unanswered, reentered int
+		slowest, slowestBack                          time.Duration
+		firstErr                                      error
+		okAfter                                       map[string]bool // users answered after the server was back
 	}
 	var (
-		mu      sync.Mutex
-		results []result
-		stop    atomic.Bool
-		wg      sync.WaitGroup
+		mu     sync.Mutex
+		tl     = tally{okAfter: map[string]bool{}}
+		backAt atomic.Pointer[time.Time]
+		stop   atomic.Bool
+		wg     sync.WaitGroup
 	)
-	t0 := time.Now()
-	for _, u := range users {
+	enter := func(name, rid string, ws bool) (*client.Client, error) {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		g, err := client.Dial(rctx, c.GateAddr, client.Options{Transport: transport(ws)})
+		if err != nil {
+			return nil, err
+		}
+		var e entry
+		err = g.RequestJSON(rctx, "gate.gateHandler.queryEntry", map[string]string{"uid": name}, &e)
+		g.Close()
+		if err != nil || e.Code != 200 {
+			return nil, fmt.Errorf("queryEntry: %v %+v", err, e)
+		}
+		cc, err := client.Dial(rctx, fmt.Sprintf("%s:%d", e.Host, e.Port), client.Options{Transport: transport(ws)})
+		if err != nil {
+			return nil, err
+		}
+		var r enterReply
+		if err := cc.RequestJSON(rctx, "connector.entryHandler.enter", map[string]string{"username": name, "rid": rid}, &r); err != nil || len(r.Users) == 0 {
+			cc.Close()
+			return nil, fmt.Errorf("enter: %v %+v", err, r)
+		}
+		return cc, nil
+	}
+	for i, u := range users {
+		ws := i%2 == 0
+		cc, err := enter(u.name, u.rid, ws)
+		if err != nil {
+			t.Fatalf("%s enters again: %v", u.name, err)
+		}
 		wg.Go(func() {
+			defer func() { cc.Close() }()
 			for n := 0; !stop.Load() && n < 100000; n++ {
 				rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
 				begin := time.Now()
-				err := u.send(rctx, fmt.Sprintf("%s-%d", u.name, n), "*")
+				var r struct {
+					Route string `json:"route"`
+					Code  int    `json:"code"`
+					Msg   string `json:"msg"`
+				}
+				err := cc.RequestJSON(rctx, "chat.chatHandler.send", map[string]string{"rid": u.rid, "content": fmt.Sprintf("%s-%d", u.name, n), "from": u.name, "target": "*"}, &r)
 				rcancel()
+				took := time.Since(begin)
+				var k *client.KickedError
 				mu.Lock()
-				results = append(results, result{begin.Sub(t0), time.Since(begin), err})
+				tl.slowest = max(tl.slowest, took)
+				switch {
+				case err == nil && r.Route == "chat.chatHandler.send":
+					tl.ok++
+					if at := backAt.Load(); at != nil && begin.After(*at) {
+						tl.okAfter[u.name] = true
+					}
+				case err == nil:
+					tl.errAnswers++
+					if tl.firstErr == nil {
+						tl.firstErr = fmt.Errorf("answered %+v", r)
+					}
+				case errors.As(err, &k) || errors.Is(err, client.ErrClosed):
+					tl.kicked++
+				case errors.Is(err, context.DeadlineExceeded):
+					tl.unanswered++
+				default:
+					tl.errAnswers++
+					if tl.firstErr == nil {
+						tl.firstErr = err
+					}
+				}
 				mu.Unlock()
+				select {
+				case <-cc.Done():
+					// Kicked (its room's server ended): back through the gate.
+					lost := time.Now()
+					cc.Close()
+					for !stop.Load() {
+						if cc, err = enter(u.name, u.rid, ws); err == nil {
+							break
+						}
+						time.Sleep(100 * time.Millisecond)
+					}
+					if err != nil {
+						return
+					}
+					mu.Lock()
+					tl.reentered++
+					tl.slowestBack = max(tl.slowestBack, time.Since(lost))
+					mu.Unlock()
+				default:
+				}
 				time.Sleep(20 * time.Millisecond)
 			}
 		})
 	}
 	time.Sleep(time.Second)
-	victim := c.List()
 	var pid int32
-	for _, s := range victim.GetServers() {
+	for _, s := range c.List().GetServers() {
 		if s.GetInfo().GetId() == "chat-server-2" {
 			pid = s.GetInfo().GetPid()
 		}
@@ -293,6 +382,8 @@ func remoteKill(t *testing.T, ctx context.Context, c *Cluster, h *netHosts, user
 		s := statuses(c.List())["chat-server-2"]
 		if s.GetState() == masterpb.ServerState_RUNNING && s.GetInfo().GetPid() != pid && s.GetInfo().GetPid() > 0 {
 			back = time.Since(killedAt)
+			now := time.Now()
+			backAt.Store(&now)
 			if h.hostOf(int(s.GetInfo().GetPid())) != 3 || s.GetRestarts() != 1 {
 				t.Errorf("chat-server-2 back as pid %d in th%d with %d restarts", s.GetInfo().GetPid(), h.hostOf(int(s.GetInfo().GetPid())), s.GetRestarts())
 			}
@@ -303,30 +394,30 @@ func remoteKill(t *testing.T, ctx context.Context, c *Cluster, h *netHosts, user
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	time.Sleep(time.Second)
+	time.Sleep(2 * time.Second)
 	stop.Store(true)
 	wg.Wait()
 
-	var failed, total int
-	var slowest time.Duration
-	var firstErr error
-	for _, r := range results {
-		total++
-		slowest = max(slowest, r.took)
-		if r.err != nil {
-			failed++
-			if firstErr == nil {
-				firstErr = r.err
-			}
-		}
-	}
-	t.Logf("kill -9 of chat-server-2 (pid %d): running again after %s; %d requests, %d failed with an error response (first: %v); slowest answer %s",
-		pid, back.Round(time.Millisecond), total, failed, firstErr, slowest.Round(time.Millisecond))
+	mu.Lock()
+	defer mu.Unlock()
+	total := tl.ok + tl.errAnswers + tl.kicked + tl.unanswered
+	t.Logf("kill -9 of chat-server-2 (pid %d): running again after %s; %d requests: %d ok, %d error answers (first: %v), %d cut by a kick, %d unanswered; slowest answer %s; %d sessions kicked and back in at most %s",
+		pid, back.Round(time.Millisecond), total, tl.ok, tl.errAnswers, tl.firstErr, tl.kicked, tl.unanswered, tl.slowest.Round(time.Millisecond),
+		tl.reentered, tl.slowestBack.Round(time.Millisecond))
 	if back > 5*time.Second {
 		t.Errorf("chat-server-2 came back after %s, want within 5 s", back)
 	}
-	if slowest > 2*time.Second {
-		t.Errorf("a request took %s: requests to a dead server must fail fast, not wait for their deadline", slowest)
+	if tl.slowest > 2*time.Second || tl.unanswered > 0 {
+		t.Errorf("slowest answer %s, %d unanswered: requests to a dead server must fail fast, not wait for their deadline", tl.slowest, tl.unanswered)
+	}
+	if tl.reentered == 0 {
+		t.Error("nobody was kicked: no room was on the killed server")
+	}
+	if tl.slowestBack > 5*time.Second {
+		t.Errorf("a kicked user took %s to enter again", tl.slowestBack)
+	}
+	if len(tl.okAfter) != len(users) {
+		t.Errorf("only %d of %d users answered once the server was back", len(tl.okAfter), len(users))
 	}
 	if total < 100 {
 		t.Errorf("only %d requests: no load", total)
