@@ -383,7 +383,7 @@ func (b *rollBook) setPhase(p string) {
 
 func (b *rollBook) fail(format string, args ...any) {
 	b.mu.Lock()
-	b.failures = append(b.failures, b.phase+": "+fmt.Sprintf(format, args...))
+	b.failures = append(b.failures, time.Now().Format("15:04:05.000 ")+b.phase+": "+fmt.Sprintf(format, args...))
 	b.mu.Unlock()
 }
 

@@ -9,8 +9,10 @@
 // send a group's clients to that group's connectors. A gate whose group
 // has no eligible connector left (its group is draining for an update and
 // a client reached it just before the balancer stopped sending it any)
-// hands out a connector of another group rather than refuse the client.
-// Draining connectors are not running, so they are never offered.
+// hands out a connector of another group rather than refuse the client;
+// and when it can reach none, one that runs (its reach lags a connector
+// that has just registered). Draining connectors are not running, so they
+// are never offered.
 package gate
 
 import (
@@ -48,17 +50,37 @@ func Pick(cfg Config, uid string) (rpc.Member, bool) {
 	if typ == "" {
 		typ = "connector"
 	}
-	all := cfg.Membership.EligibleAnyGroup(typ)
-	eligible := all
-	if cfg.Group != "" {
-		eligible = make([]rpc.Member, 0, len(all))
-		for _, m := range all {
-			if m.Group == cfg.Group || m.Group == "" {
+	if m, ok := pickIn(uid, cfg.Group, cfg.Membership.EligibleAnyGroup(typ)); ok {
+		return m, true
+	}
+	// Nothing running that this gate can reach. Its reach is only a hint
+	// (the client connects to the connector, not through the gate): a
+	// connector that has just registered may not be connected from here
+	// yet, so hand out a running one rather than refuse the client. One on
+	// a host that is really cut off is marked lost by the master within
+	// seconds.
+	var running []rpc.Member
+	for _, m := range cfg.Membership.All() { // sorted by id
+		if m.Type == typ && m.State == rpc.StateRunning {
+			running = append(running, m)
+		}
+	}
+	return pickIn(uid, cfg.Group, running)
+}
+
+// pickIn picks uid's connector among list (sorted by id): among those of
+// group (or of no group) when there are any, else among all of them.
+func pickIn(uid, group string, list []rpc.Member) (rpc.Member, bool) {
+	eligible := list
+	if group != "" {
+		eligible = make([]rpc.Member, 0, len(list))
+		for _, m := range list {
+			if m.Group == group || m.Group == "" {
 				eligible = append(eligible, m)
 			}
 		}
 		if len(eligible) == 0 {
-			eligible = all
+			eligible = list
 		}
 	}
 	m, err := rpc.Pick(uid, eligible)

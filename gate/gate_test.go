@@ -78,6 +78,28 @@ func TestQueryEntryGroupAndReachability(t *testing.T) {
 	if len(seen) != 2 {
 		t.Fatalf("fallback used %v, want both of group a's connectors", seen)
 	}
+	// None reachable from the gate (say, registered a moment ago and not
+	// connected from here yet): a running one is handed out, of its group
+	// first, rather than a refusal; a draining one never.
+	for _, id := range []string{"connector-0", "connector-1", "connector-2", "connector-3"} {
+		mem.SetDown(id, true)
+	}
+	for i := 0; i < 50; i++ {
+		if m, ok := Pick(Config{Membership: mem, Group: "b"}, fmt.Sprint("user", i)); !ok || m.ID != "connector-1" {
+			t.Fatalf("no reachable connector: handed out %+v, %v; want group b's running connector-1", m, ok)
+		}
+	}
+	ms[1].State = rpc.StateDraining
+	mem.Upsert(ms[1])
+	if m, ok := Pick(Config{Membership: mem, Group: "b"}, "user1"); !ok || m.Group != "a" {
+		t.Fatalf("no reachable connector, group b draining: handed out %+v, %v; want group a's", m, ok)
+	}
+	ms[1].State = rpc.StateRunning
+	mem.Upsert(ms[1])
+	for _, id := range []string{"connector-0", "connector-2", "connector-3"} { // connector-1 stays cut off
+		mem.SetDown(id, false)
+	}
+
 	// A connector of no group serves every group.
 	mem.Upsert(rpc.Member{ID: "connector-9", Type: "connector", ClientPort: 3059, State: rpc.StateRunning})
 	for i := 0; i < 200; i++ {
