@@ -51,12 +51,14 @@ type Config struct {
 	// remotes); every other route is counted as OtherRoute.
 	Routes []string
 	// Sessions, if set, reports the client sessions connected (a
-	// frontend); it is called at scrape time only.
+	// frontend); it is called at scrape time only. CountSessions sets it
+	// later, for a frontend built after its metrics.
 	Sessions func() int
 }
 
 // Server holds one process's metrics. Its methods are safe for concurrent
-// use.
+// use, and the counting ones do nothing on a nil *Server, so a server
+// without a metricsPort pays nothing but a nil check.
 type Server struct {
 	reg *prometheus.Registry
 
@@ -126,11 +128,7 @@ func New(cfg Config) *Server {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if cfg.Sessions != nil {
-		sessions := cfg.Sessions
-		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "shaddock_sessions",
-			Help: "Client sessions connected to this frontend.",
-		}, func() float64 { return float64(sessions()) }))
+		s.CountSessions(cfg.Sessions)
 	}
 
 	resolve := func(route string) *routeSeries {
@@ -154,6 +152,16 @@ func New(cfg Config) *Server {
 	return s
 }
 
+// CountSessions makes shaddock_sessions report fn(), read at scrape time.
+// Call it once, before serving: a frontend's metrics are made before its
+// connector (which takes the wrapped handler), its session count after.
+func (s *Server) CountSessions(fn func() int) {
+	s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "shaddock_sessions",
+		Help: "Client sessions connected to this frontend.",
+	}, func() float64 { return float64(fn()) }))
+}
+
 // route returns the series of route, OtherRoute's for an unknown one.
 func (s *Server) route(route string) *routeSeries {
 	if r, ok := s.routes[route]; ok {
@@ -165,6 +173,9 @@ func (s *Server) route(route string) *routeSeries {
 // Request counts one client request a frontend answered with code, which
 // took d from dispatch to answer.
 func (s *Server) Request(route string, code int, d time.Duration) {
+	if s == nil {
+		return
+	}
 	r := s.route(route)
 	if code == 200 {
 		r.ok.Inc()
@@ -175,11 +186,18 @@ func (s *Server) Request(route string, code int, d time.Duration) {
 }
 
 // Notify counts one client notify a frontend received.
-func (s *Server) Notify(route string) { s.route(route).notify.Inc() }
+func (s *Server) Notify(route string) {
+	if s != nil {
+		s.route(route).notify.Inc()
+	}
+}
 
 // Handled counts one forwarded message or remote call this server's
 // handlers answered with code in d.
 func (s *Server) Handled(route string, code int, d time.Duration) {
+	if s == nil {
+		return
+	}
 	r := s.route(route)
 	if code == 200 {
 		r.backendOK.Inc()
@@ -191,13 +209,17 @@ func (s *Server) Handled(route string, code int, d time.Duration) {
 
 // Pushed counts n pushes queued to client sessions.
 func (s *Server) Pushed(n int) {
-	if n > 0 {
+	if s != nil && n > 0 {
 		s.pushes.Add(float64(n))
 	}
 }
 
 // ClusterPush counts one push request received from another server.
-func (s *Server) ClusterPush() { s.clusterPushes.Inc() }
+func (s *Server) ClusterPush() {
+	if s != nil {
+		s.clusterPushes.Inc()
+	}
+}
 
 // codeLabel bounds the code label: response codes are the game's to
 // choose, so anything outside 100..999 is one value.
@@ -247,11 +269,15 @@ func ServeHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
 	return nil
 }
 
-// Wrap returns h counting every request and notify it serves: this is how
+// Wrap returns h counting every request and notify it serves (h itself on
+// a nil *Server): this is how
 // a frontend counts each client request once (wrap the connector's
 // handler, which sees every request the frontend answers, local or
 // forwarded).
 func (s *Server) Wrap(h handler.Func) handler.Func {
+	if s == nil {
+		return h
+	}
 	return func(ctx context.Context, r handler.Request) ([]byte, error) {
 		if r.Notify {
 			s.Notify(r.Route)
