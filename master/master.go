@@ -246,6 +246,11 @@ func (m *Master) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("master: listen on %s: %w", m.addr, err)
 	}
+	httpLn, err := m.listenAdminHTTP()
+	if err != nil {
+		ln.Close()
+		return err
+	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -275,6 +280,10 @@ func (m *Master) Run(ctx context.Context) error {
 	m.wg.Add(2)
 	go m.reconcile()
 	go m.firstStart()
+	if httpLn != nil {
+		m.wg.Add(1)
+		go func() { defer m.wg.Done(); m.serveAdminHTTP(runCtx, httpLn) }()
+	}
 
 	var serveErr error
 	select {
