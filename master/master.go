@@ -84,7 +84,8 @@ type Master struct {
 	keepGoing bool
 	ready     func(error)
 
-	hosts *hosts // launchers, uploads, host errors
+	hosts *hosts     // launchers, uploads, host errors
+	stats *dashStats // the dashboard's figures, scraped from the servers
 
 	secret, token string
 	running       atomic.Bool
@@ -165,6 +166,7 @@ func New(cfg Config) (*Master, error) {
 	lbc := env.LB
 	m.lbCfg.Store(&lbc)
 	m.hosts = newHosts(m, cfg.Launchers)
+	m.stats = newDashStats()
 	for _, s := range env.Servers {
 		m.servers[s.ID] = &server{id: s.ID, cfg: s, configured: true, state: masterpb.ServerState_STOPPED, want: true}
 	}
@@ -281,8 +283,9 @@ func (m *Master) Run(ctx context.Context) error {
 	go m.reconcile()
 	go m.firstStart()
 	if httpLn != nil {
-		m.wg.Add(1)
+		m.wg.Add(2)
 		go func() { defer m.wg.Done(); m.serveAdminHTTP(runCtx, httpLn) }()
+		go func() { defer m.wg.Done(); m.runStats(runCtx) }()
 	}
 
 	var serveErr error

@@ -197,6 +197,13 @@ var commands = []*command{
 		args:  true,
 	},
 	{
+		name: "dashboard", usage: "dashboard [--env ENV] [--config servers.toml]",
+		summary: "print the URL of the running master's web dashboard (on [ENV.master] adminHost:adminPort), with its " +
+			"login token (?token=, valid while this master runs): every server by host and group, live, with restart and stop.",
+		flags: func(fs *flag.FlagSet, o *opts) { common(fs, o, 10*time.Second) },
+		run:   dashboard,
+	},
+	{
 		name: "logs", usage: "logs [--env ENV] [--config servers.toml] --id ID [-f] [-n N]",
 		summary: "print a server's log, read on its host (over SSH for another machine); needs no running master.",
 		flags: func(fs *flag.FlagSet, o *opts) {
@@ -658,6 +665,19 @@ func lbConfig(o *opts) error {
 		return err
 	}
 	return lb.HAProxyConfig(o.stdout, env)
+}
+
+func dashboard(o *opts) error {
+	abs, env, err := o.loadRunning()
+	if err != nil {
+		return err
+	}
+	u, err := master.DashboardURL(env, master.DefaultPaths(abs))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(o.stdout, u)
+	return nil
 }
 
 func logs(o *opts) error {
