@@ -47,7 +47,7 @@ type Master struct {
 	ID        string
 	Host      string
 	Port      int    // gRPC control plane
-	AdminHost string // admin HTTP API / dashboard; defaults to Host
+	AdminHost string // admin HTTP: /metrics, /sd and the dashboard; defaults to Host
 	AdminPort int    // 0 when not configured
 }
 

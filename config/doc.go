@@ -25,7 +25,7 @@
 //	host = "127.0.0.1"
 //	port = 3005           # control plane (gRPC)
 //	adminHost = "0.0.0.0" # optional, defaults to host; needs adminPort
-//	adminPort = 3006      # optional admin HTTP API / dashboard
+//	adminPort = 3006      # optional: /metrics, /sd (Prometheus discovery) and the dashboard
 //
 //	[development.ssh]     # optional: how the master reaches hosts that are not this machine
 //	user = "deploy"       # default: the user running the master

@@ -380,7 +380,13 @@ func start(o *opts) error {
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	log := slog.New(slog.NewTextHandler(o.stderr, &slog.HandlerOptions{Level: level}))
+	// The master logs in the environment's format, as its servers do, and
+	// names itself on every line ("server" is the subject of its lines).
+	var handler slog.Handler = slog.NewTextHandler(o.stderr, &slog.HandlerOptions{Level: level})
+	if env.LogFormat == config.LogJSON {
+		handler = slog.NewJSONHandler(o.stderr, &slog.HandlerOptions{Level: level})
+	}
+	log := slog.New(handler).With("master", env.Master.ID, "type", "master")
 	cfg := master.Config{Env: env, ConfigPath: abs, RunDir: paths.RunDir, LogDir: paths.LogDir, Logger: log,
 		KeepGoing: o.keepGoing, Progress: o.stdout}
 	if o.notifyFD > 0 {
