@@ -81,7 +81,9 @@ frontend = true
 	}))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, []string{"--env", "dev", "--id", "connector-1", "--config", path, "--log-level", "error"}) }()
+	go func() {
+		done <- a.Run(ctx, []string{"--env", "dev", "--id", "connector-1", "--config", path, "--log-level", "error"})
+	}()
 	defer func() {
 		cancel()
 		select {
