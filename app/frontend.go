@@ -191,5 +191,6 @@ func (f *frontend) Kick(ctx context.Context, req *clusterpb.KickRequest) int {
 			n++
 		}
 	}
+	f.met.Kicked(req.Reason, n)
 	return n
 }

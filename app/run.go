@@ -204,7 +204,9 @@ func (r *runner) run(ctx context.Context, secret, master string) error {
 	r.node = node
 	if r.metricsPort != 0 {
 		r.met = metrics.New(metrics.Config{ID: self.ID, Type: self.Type, Group: self.Group, Build: self.Build,
-			Routes: append(a.handlers.Routes(), a.remotes.Routes()...)})
+			Routes: append(a.handlers.Routes(), a.remotes.Routes()...),
+			KickReasons: map[string]string{ReasonServerRestarted: "server_restarted", ReasonServerStopped: "server_stopped",
+				rpc.ReasonUndelivered: "undelivered"}})
 	}
 	back := backend.New(backend.Config{ID: self.ID, Handlers: a.handlers, Remotes: a.remotes, Cluster: node, Logger: r.log})
 	r.back = back
@@ -229,7 +231,7 @@ func (r *runner) run(ctx context.Context, secret, master string) error {
 	}
 	if self.Frontend {
 		fe = newFrontend(self.Type, node, a.handlers, a.routes, a.stateful, r.log)
-		fe.met = r.met
+		fe.met, fe.pins.met = r.met, r.met
 		r.fe = fe
 		ccfg := connector.Config{ID: self.ID, Type: self.Type, Epoch: self.Epoch, Handler: r.met.Wrap(fe.serve), Dictionary: dict, Logger: r.log,
 			OnSessionClosed: r.sessionClosed, Protos: a.protos, TLS: r.tls}

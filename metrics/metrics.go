@@ -50,6 +50,9 @@ type Config struct {
 	// Routes are the routes the game registered (client routes and
 	// remotes); every other route is counted as OtherRoute.
 	Routes []string
+	// KickReasons names the kick reasons worth their own label value
+	// (reason text → label); every other reason is counted as "other".
+	KickReasons map[string]string
 	// Sessions, if set, reports the client sessions connected (a
 	// frontend); it is called at scrape time only. CountSessions sets it
 	// later, for a frontend built after its metrics.
@@ -72,6 +75,8 @@ type Server struct {
 	pushes          prometheus.Counter
 	clusterPushes   prometheus.Counter
 	notifies        *prometheus.CounterVec
+	kicks           map[string]prometheus.Counter // by reason text; read-only after New
+	otherKicks      prometheus.Counter
 }
 
 // routeSeries are one route's series, resolved once.
@@ -118,13 +123,22 @@ func New(cfg Config) *Server {
 		Name: "shaddock_cluster_pushes_total",
 		Help: "Push requests received from other servers (each may reach many sessions).",
 	})
+	kicks := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "shaddock_kicks_total",
+		Help: "Client sessions this frontend kicked at another server's or the cluster's request, by reason.",
+	}, []string{"reason"})
+	s.kicks = make(map[string]prometheus.Counter, len(cfg.KickReasons))
+	for text, label := range cfg.KickReasons {
+		s.kicks[text] = kicks.WithLabelValues(label)
+	}
+	s.otherKicks = kicks.WithLabelValues("other")
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "shaddock_server_info",
 		Help:        "Always 1; the labels describe the server.",
 		ConstLabels: prometheus.Labels{"id": cfg.ID, "type": cfg.Type, "group": cfg.Group, "build": cfg.Build},
 	})
 	info.Set(1)
-	reg.MustRegister(s.requests, duration, s.backendRequests, backendTime, s.notifies, s.pushes, s.clusterPushes, info,
+	reg.MustRegister(kicks, s.requests, duration, s.backendRequests, backendTime, s.notifies, s.pushes, s.clusterPushes, info,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if cfg.Sessions != nil {
@@ -212,6 +226,18 @@ func (s *Server) Pushed(n int) {
 	if s != nil && n > 0 {
 		s.pushes.Add(float64(n))
 	}
+}
+
+// Kicked counts n sessions kicked with reason.
+func (s *Server) Kicked(reason string, n int) {
+	if s == nil || n <= 0 {
+		return
+	}
+	c, ok := s.kicks[reason]
+	if !ok {
+		c = s.otherKicks
+	}
+	c.Add(float64(n))
 }
 
 // ClusterPush counts one push request received from another server.

@@ -44,7 +44,8 @@ func scrape(t *testing.T, s *Server) string {
 func TestSeries(t *testing.T) {
 	sessions := 3
 	s := New(Config{ID: "connector-1", Type: "connector", Group: "a", Build: "0123456789ab",
-		Routes: []string{"chat.chatHandler.send", "connector.entryHandler.enter"}, Sessions: func() int { return sessions }})
+		Routes: []string{"chat.chatHandler.send", "connector.entryHandler.enter"}, Sessions: func() int { return sessions },
+		KickReasons: map[string]string{"server stopped, please re-enter": "server_stopped"}})
 	h := s.Wrap(func(ctx context.Context, r handler.Request) ([]byte, error) {
 		switch string(r.Body) {
 		case "404":
@@ -68,6 +69,8 @@ func TestSeries(t *testing.T) {
 	s.Pushed(5)
 	s.Pushed(0)
 	s.ClusterPush()
+	s.Kicked("server stopped, please re-enter", 3)
+	s.Kicked("you cheated, user 1234", 1)
 	s.Handled("chat.chatRemote.add", 200, time.Millisecond)
 	s.Request("chat.chatHandler.send", 70000, time.Millisecond)
 
@@ -86,6 +89,8 @@ func TestSeries(t *testing.T) {
 		`shaddock_notifies_total{route="chat.chatHandler.send"} 1`,
 		`shaddock_pushes_total 5`,
 		`shaddock_cluster_pushes_total 1`,
+		`shaddock_kicks_total{reason="server_stopped"} 3`,
+		`shaddock_kicks_total{reason="other"} 1`,
 		`shaddock_backend_requests_total{code="200",route="other"} 1`,
 		`shaddock_server_info{build="0123456789ab",group="a",id="connector-1",type="connector"} 1`,
 		`go_goroutines `,
