@@ -235,6 +235,9 @@ func (r *runner) run(ctx context.Context, secret, master string) error {
 		r.fe = fe
 		ccfg := connector.Config{ID: self.ID, Type: self.Type, Epoch: self.Epoch, Handler: r.met.Wrap(fe.serve), Dictionary: dict, Logger: r.log,
 			OnSessionClosed: r.sessionClosed, Protos: a.protos, TLS: r.tls}
+		if r.met != nil {
+			ccfg.OnRefused = r.met.Refused
+		}
 		for _, fn := range a.frontendFn {
 			fn(self.Type, &ccfg)
 		}

@@ -199,6 +199,17 @@ func (s *Server) Request(route string, code int, d time.Duration) {
 	r.duration.Observe(d.Seconds())
 }
 
+// Refused counts one client request a frontend answered without its
+// handler (over the rate, shutting down, an undecodable body): in
+// shaddock_requests_total, not in the duration histogram, which times
+// handlers.
+func (s *Server) Refused(route string, code int) {
+	if s == nil {
+		return
+	}
+	s.requests.WithLabelValues(s.route(route).name, codeLabel(code)).Inc()
+}
+
 // Notify counts one client notify a frontend received.
 func (s *Server) Notify(route string) {
 	if s != nil {

@@ -70,6 +70,8 @@ func TestSeries(t *testing.T) {
 	s.Pushed(0)
 	s.ClusterPush()
 	s.Kicked("server stopped, please re-enter", 3)
+	s.Refused("chat.chatHandler.send", 429)
+	s.Refused("no.such.route", 503)
 	s.Kicked("you cheated, user 1234", 1)
 	s.Handled("chat.chatRemote.add", 200, time.Millisecond)
 	s.Request("chat.chatHandler.send", 70000, time.Millisecond)
@@ -91,6 +93,8 @@ func TestSeries(t *testing.T) {
 		`shaddock_cluster_pushes_total 1`,
 		`shaddock_kicks_total{reason="server_stopped"} 3`,
 		`shaddock_kicks_total{reason="other"} 1`,
+		`shaddock_requests_total{code="429",route="chat.chatHandler.send"} 1`,
+		`shaddock_requests_total{code="503",route="other"} 1`,
 		`shaddock_backend_requests_total{code="200",route="other"} 1`,
 		`shaddock_server_info{build="0123456789ab",group="a",id="connector-1",type="connector"} 1`,
 		`go_goroutines `,
