@@ -143,9 +143,11 @@ func (a *App) Run(ctx context.Context, args []string) error {
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 	// Every line names its server, so that logs gathered from many
-	// processes (JSON in production) group by server and by type.
-	log = log.With("server", self.ID, "type", self.Type)
-	r := &runner{a: a, o: o, self: self, log: log, tls: tlsCfg, metricsPort: metricsPort}
+	// processes (JSON in production) group by server and by type. The
+	// node, backend and connector add "server" themselves: they get the
+	// logger without it, so that no line has the key twice.
+	typed := log.With("type", self.Type)
+	r := &runner{a: a, o: o, self: self, log: typed.With("server", self.ID), roleLog: typed, tls: tlsCfg, metricsPort: metricsPort}
 	return r.run(ctx, secret, master)
 }
 
@@ -155,7 +157,9 @@ type runner struct {
 	o    *options
 	self rpc.Member
 	log  *slog.Logger
-	tls  *tls.Config // client-port TLS of a frontend, nil for none
+	// roleLog is log without "server", for the packages that add it.
+	roleLog *slog.Logger
+	tls     *tls.Config // client-port TLS of a frontend, nil for none
 	// metricsPort serves /metrics on the cluster host; 0 for none, and then
 	// met is nil and nothing is measured.
 	metricsPort int
@@ -197,7 +201,7 @@ func (r *runner) run(ctx context.Context, secret, master string) error {
 	// peers may push into the frontend and call the backend at once.
 	mem := a.mem
 	mem.SetGroup(self.Group) // a grouped server routes within its group (rolling updates)
-	node, err := rpc.NewNode(rpc.Config{Self: self, Secret: secret, Membership: mem, Logger: r.log})
+	node, err := rpc.NewNode(rpc.Config{Self: self, Secret: secret, Membership: mem, Logger: r.roleLog})
 	if err != nil {
 		return err
 	}
@@ -208,7 +212,7 @@ func (r *runner) run(ctx context.Context, secret, master string) error {
 			KickReasons: map[string]string{ReasonServerRestarted: "server_restarted", ReasonServerStopped: "server_stopped",
 				rpc.ReasonUndelivered: "undelivered"}})
 	}
-	back := backend.New(backend.Config{ID: self.ID, Handlers: a.handlers, Remotes: a.remotes, Cluster: node, Logger: r.log})
+	back := backend.New(backend.Config{ID: self.ID, Handlers: a.handlers, Remotes: a.remotes, Cluster: node, Logger: r.roleLog})
 	r.back = back
 	handlers := rpc.Handlers{Call: measureCall(r.met, back.Call), Gone: back.Gone}
 	if st, ok := a.stateful[self.Type]; ok {
@@ -233,7 +237,7 @@ func (r *runner) run(ctx context.Context, secret, master string) error {
 		fe = newFrontend(self.Type, node, a.handlers, a.routes, a.stateful, r.log)
 		fe.met, fe.pins.met = r.met, r.met
 		r.fe = fe
-		ccfg := connector.Config{ID: self.ID, Type: self.Type, Epoch: self.Epoch, Handler: r.met.Wrap(fe.serve), Dictionary: dict, Logger: r.log,
+		ccfg := connector.Config{ID: self.ID, Type: self.Type, Epoch: self.Epoch, Handler: r.met.Wrap(fe.serve), Dictionary: dict, Logger: r.roleLog,
 			OnSessionClosed: r.sessionClosed, Protos: a.protos, TLS: r.tls}
 		if r.met != nil {
 			ccfg.OnRefused = r.met.Refused

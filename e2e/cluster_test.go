@@ -40,6 +40,7 @@ var clusterTOML = template.Must(template.New("servers").Parse(`
 [development]
 binary = "{{.Binary}}"
 base = "."
+{{if .LogFormat}}logFormat = "{{.LogFormat}}"{{end}}
 
 [development.master]
 id = "master-server-1"
@@ -111,6 +112,7 @@ type ClusterOptions struct {
 	AutoRestart     bool   // autoRestart = true on every server
 	DrainTimeout    string // [development.rolling] drainTimeout, e.g. "3s"; default the master's
 	Metrics         bool   // adminPort on the master and metricsPort on every server (free ports)
+	LogFormat       string // logFormat of the environment: "", "text" or "json"
 }
 
 // StartChatCluster writes a servers.toml and runs `master start --daemon`.
@@ -133,7 +135,9 @@ func StartChatClusterWith(t testing.TB, o ClusterOptions) *Cluster {
 		DrainTimeout      string
 		Admin             int
 		Metrics           [5]int
-	}{Binary: binPath("chat"), Master: freePort(t), Gate: freePort(t), Web: freePort(t), Protobuf: o.Protobuf, DrainTimeout: o.DrainTimeout}
+		LogFormat         string
+	}{Binary: binPath("chat"), Master: freePort(t), Gate: freePort(t), Web: freePort(t), Protobuf: o.Protobuf, DrainTimeout: o.DrainTimeout,
+		LogFormat: o.LogFormat}
 	if o.AutoRestart {
 		v.Restart = "autoRestart = true"
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -181,7 +182,7 @@ func (l *chatLoad) close() { l.stop(); l.wg.Wait() }
 // it computes is the load's, the histogram gives a p99, every server is up,
 // and a `master kill` shows in shaddock_servers.
 func TestPrometheusScrapesCluster(t *testing.T) {
-	cl := StartChatClusterWith(t, ClusterOptions{Metrics: true})
+	cl := StartChatClusterWith(t, ClusterOptions{Metrics: true, LogFormat: "json"})
 	prom := StartPrometheus(t, cl.AdminAddr)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -274,6 +275,43 @@ func TestPrometheusScrapesCluster(t *testing.T) {
 		}
 		return err
 	})
+
+	// logFormat = "json": every line of every server's log is a JSON
+	// object naming the server, once, and its type.
+	for _, id := range servers[:5] {
+		checkJSONLog(t, filepath.Join(cl.Dir, "logs", id+".log"), id, strings.Split(id, "-")[0])
+	}
+}
+
+// checkJSONLog checks that every line a server wrote to its log is a
+// JSON object with its id and type, each key once. The "=== " lines are the
+// master's markers (started, exited), not the server's.
+func checkJSONLog(t *testing.T, path, id, typ string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	n := 0
+	for i, line := range lines {
+		if strings.HasPrefix(line, "=== ") {
+			continue
+		}
+		n++
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Errorf("%s:%d is not JSON: %q", path, i+1, line)
+			continue
+		}
+		if m["server"] != id || m["type"] != typ || strings.Count(line, `"server":`) != 1 || strings.Count(line, `"type":`) != 1 {
+			t.Errorf("%s:%d: want server %q and type %q, once each: %s", path, i+1, id, typ, line)
+		}
+	}
+	if n == 0 {
+		t.Errorf("%s: no line from the server", path)
+	}
+	t.Logf("%s: %d JSON lines", filepath.Base(path), n)
 }
 
 // waitProm polls cond every half second until it holds or timeout passes.

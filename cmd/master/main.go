@@ -386,7 +386,7 @@ func start(o *opts) error {
 	if env.LogFormat == config.LogJSON {
 		handler = slog.NewJSONHandler(o.stderr, &slog.HandlerOptions{Level: level})
 	}
-	log := slog.New(handler).With("master", env.Master.ID, "type", "master")
+	log := slog.New(handler).With("id", env.Master.ID, "type", "master")
 	cfg := master.Config{Env: env, ConfigPath: abs, RunDir: paths.RunDir, LogDir: paths.LogDir, Logger: log,
 		KeepGoing: o.keepGoing, Progress: o.stdout}
 	if o.notifyFD > 0 {
