@@ -13,6 +13,7 @@
 //	master remove --id ID [--reason R]
 //	master update --binary PATH [--group G] | --resume
 //	master lb haproxy
+//	master dashboard                       # the web dashboard's URL, with its token
 //	master help
 //
 // From the repo root, `bin/master start --env=development --daemon` starts
