@@ -2,6 +2,7 @@ package master
 
 import (
 	"encoding/json"
+	"errors"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -125,5 +126,36 @@ func TestSampleFromServerMetrics(t *testing.T) {
 	}
 	if rate, _, ok := between(b, metricsSample{at: b.at.Add(time.Second), requests: 3}); !ok || rate != 3 {
 		t.Errorf("after a restart: rate %v (%v), want 3/s", rate, ok)
+	}
+}
+
+func TestDashboardURL(t *testing.T) {
+	m := observeMaster(t)
+	env := *m.env
+	paths := Paths{RunDir: t.TempDir()}
+	noAdmin := env
+	noAdmin.Master.AdminPort = 0
+	if _, err := DashboardURL(&noAdmin, paths); err == nil || !strings.Contains(err.Error(), "adminPort") {
+		t.Errorf("without adminPort: %v", err)
+	}
+	if _, err := DashboardURL(&env, paths); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("without a master: %v", err)
+	}
+	// A live master: its pid file locked, its token written.
+	f, err := lockFile(paths.PidFile(env.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := writeFileAtomic(paths.TokenFile(env.Name), []byte("tok/en+1\n")); err != nil {
+		t.Fatal(err)
+	}
+	u, err := DashboardURL(&env, paths)
+	if err != nil || u != "http://127.0.0.1:3006/?token=tok%2Fen%2B1" {
+		t.Errorf("URL %q, %v", u, err)
+	}
+	env.Master.AdminHost = "0.0.0.0" // listening everywhere: the master's host reaches it
+	if u, err := DashboardURL(&env, paths); err != nil || !strings.HasPrefix(u, "http://127.0.0.1:3006/") {
+		t.Errorf("URL %q, %v", u, err)
 	}
 }
