@@ -214,27 +214,33 @@ func TestPrometheusScrapesCluster(t *testing.T) {
 		return nil
 	})
 
-	// Let the load run for more than the rate window, then measure it
-	// over the last 10 s while Prometheus computes its rate.
+	// Let the load run for more than the rate window, then compare
+	// Prometheus's rate with the load's over the last 10 s. On this shared
+	// machine a stall can skew one 5 s window: up to 3 tries, 2 s apart.
 	time.Sleep(6 * time.Second)
-	n0, t0 := load.sent.Load(), time.Now()
-	time.Sleep(10 * time.Second)
-	loadRate := float64(load.sent.Load()-n0) / time.Since(t0).Seconds()
-	if loadRate < 50 {
-		t.Fatalf("the load ran at %.1f sends/s, not near 100 (failed %d): the machine is too busy to judge", loadRate, load.failed.Load())
+	var rate, loadRate float64
+	for try := 1; ; try++ {
+		n0, t0 := load.sent.Load(), time.Now()
+		time.Sleep(10 * time.Second)
+		loadRate = float64(load.sent.Load()-n0) / time.Since(t0).Seconds()
+		if loadRate < 50 {
+			t.Fatalf("the load ran at %.1f sends/s, not near 100 (failed %d): the machine is too busy to judge", loadRate, load.failed.Load())
+		}
+		var err error
+		if rate, err = prom.Scalar(`sum(rate(shaddock_requests_total{route="chat.chatHandler.send"}[5s]))`); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("send rate: Prometheus %.1f/s, load %.1f/s (%d failed)", rate, loadRate, load.failed.Load())
+		if math.Abs(rate-loadRate) <= 0.2*loadRate {
+			break
+		}
+		if try == 3 {
+			t.Fatalf("Prometheus's send rate %.1f/s is not within 20%% of the load's %.1f/s", rate, loadRate)
+		}
 	}
-
 	sessions, err := prom.Scalar(`sum(shaddock_sessions)`)
 	if err != nil || sessions != nUsers {
 		t.Errorf("sum(shaddock_sessions) = %v (%v), want %d", sessions, err, nUsers)
-	}
-	rate, err := prom.Scalar(`sum(rate(shaddock_requests_total{route="chat.chatHandler.send"}[5s]))`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("send rate: Prometheus %.1f/s, load %.1f/s (%d failed)", rate, loadRate, load.failed.Load())
-	if math.Abs(rate-loadRate) > 0.2*loadRate {
-		t.Errorf("Prometheus's send rate %.1f/s is not within 20%% of the load's %.1f/s", rate, loadRate)
 	}
 	p99, err := prom.Scalar(`histogram_quantile(0.99, sum by (le) (rate(shaddock_request_duration_seconds_bucket{route="chat.chatHandler.send"}[5s])))`)
 	if err != nil || math.IsNaN(p99) || p99 <= 0 || p99 > 10 {
