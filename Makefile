@@ -19,7 +19,7 @@ build:
 demo: build
 	bin/master start --env=$(ENV) --daemon
 	@echo
-	@echo "chat page: http://127.0.0.1:3001/   status: bin/master list   stop: bin/master stop"
+	@echo "chat page: http://127.0.0.1:3001/   status: bin/master list   dashboard: bin/master dashboard   stop: bin/master stop"
 
 stop:
 	bin/master stop --env=$(ENV)

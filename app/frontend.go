@@ -8,6 +8,7 @@ import (
 
 	"github.com/shaddock/shaddock/connector"
 	"github.com/shaddock/shaddock/handler"
+	"github.com/shaddock/shaddock/metrics"
 	"github.com/shaddock/shaddock/proto/clusterpb"
 	"github.com/shaddock/shaddock/rpc"
 )
@@ -23,6 +24,7 @@ type frontend struct {
 	routes   map[string]rpc.RouteFunc
 	stateful map[string]stateful
 	pins     *placements
+	met      *metrics.Server // nil without a metricsPort
 }
 
 func newFrontend(typ string, node *rpc.Node, handlers *handler.Mux, routes map[string]rpc.RouteFunc,
@@ -120,15 +122,21 @@ func sessionSnapshot(s handler.Session) *clusterpb.Session {
 func (f *frontend) Push(req *clusterpb.PushRequest) *clusterpb.PushReply {
 	rep := &clusterpb.PushReply{}
 	var err error
+	f.met.ClusterPush()
 	switch {
 	case req.Broadcast:
-		err = f.srv.Broadcast(req.Route, req.Body)
+		if err = f.srv.Broadcast(req.Route, req.Body); err == nil {
+			f.met.Pushed(f.srv.Len()) // the sessions there are, near enough
+		}
 	default:
 		if len(req.SessionIds) > 0 {
 			rep.MissingSessionIds, err = f.srv.PushToSessions(req.SessionIds, req.Route, req.Body)
 		}
 		if err == nil && len(req.Uids) > 0 {
 			rep.MissingUids, err = f.srv.PushToUIDs(req.Uids, req.Route, req.Body)
+		}
+		if err == nil {
+			f.met.Pushed(len(req.SessionIds) - len(rep.MissingSessionIds) + len(req.Uids) - len(rep.MissingUids))
 		}
 	}
 	if err != nil {
@@ -183,5 +191,6 @@ func (f *frontend) Kick(ctx context.Context, req *clusterpb.KickRequest) int {
 			n++
 		}
 	}
+	f.met.Kicked(req.Reason, n)
 	return n
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/shaddock/shaddock/handler"
 	"github.com/shaddock/shaddock/internal/routines"
+	"github.com/shaddock/shaddock/metrics"
 	"github.com/shaddock/shaddock/rpc"
 )
 
@@ -55,6 +56,7 @@ type keyPlacement struct {
 type placements struct {
 	mem      *rpc.Membership
 	log      *slog.Logger
+	met      *metrics.Server // nil without a metricsPort; set before serving
 	routines routines.Group
 
 	mu        sync.Mutex
@@ -210,9 +212,13 @@ func (p *placements) run() {
 		for _, e := range gone {
 			p.log.Info("kicking the sessions placed on a server that ended", "peer", e.inst.ID, "epoch", e.inst.Epoch,
 				"state", e.state, "sessions", len(e.sessions), "reason", e.reason)
+			n := 0
 			for _, s := range e.sessions {
-				s.Kick(context.Background(), e.reason)
+				if s.Kick(context.Background(), e.reason) == nil {
+					n++
+				}
 			}
+			p.met.Kicked(e.reason, n)
 		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/shaddock/shaddock/backend"
 	"github.com/shaddock/shaddock/config"
 	"github.com/shaddock/shaddock/connector"
+	"github.com/shaddock/shaddock/metrics"
 	"github.com/shaddock/shaddock/protocol"
 	"github.com/shaddock/shaddock/rpc"
 )
@@ -25,6 +26,8 @@ import (
 // options are Run's command line: what the master passes.
 type options struct {
 	env, id, configPath, master, level string
+	logFormat                          string // "", config.LogText or config.LogJSON
+	metricsPort                        int    // for a server not in the config
 	// A server added at runtime (not in servers.toml) describes itself.
 	typ, host, clientHost, group string
 	port, clientPort             int
@@ -41,6 +44,8 @@ func (a *App) parse(args []string) (*options, error) {
 	fs.StringVar(&o.configPath, "config", "servers.toml", "servers.toml path")
 	fs.StringVar(&o.master, "master", "", "master control address host:port (default: from the config)")
 	fs.StringVar(&o.level, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "", "text or json (default: servers.toml's logFormat, else text)")
+	fs.IntVar(&o.metricsPort, "metrics-port", 0, "Prometheus metrics port, for a server not in the config")
 	fs.StringVar(&o.typ, "type", "", "server type, for a server not in the config")
 	fs.StringVar(&o.host, "host", "", "cluster host, for a server not in the config")
 	fs.IntVar(&o.port, "port", 0, "cluster port, for a server not in the config")
@@ -84,7 +89,6 @@ func (a *App) Run(ctx context.Context, args []string) error {
 	if err := level.UnmarshalText([]byte(o.level)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	env, err := config.Load(o.configPath, o.env)
 	if err != nil {
 		return err
@@ -92,6 +96,14 @@ func (a *App) Run(ctx context.Context, args []string) error {
 	self, err := o.self(env)
 	if err != nil {
 		return err
+	}
+	log, err := newLogger(os.Stderr, o.logFormat, env.LogFormat, level)
+	if err != nil {
+		return err
+	}
+	metricsPort := o.metricsPort
+	if s, ok := env.Server(o.id); ok {
+		metricsPort = s.MetricsPort
 	}
 	var tlsCfg *tls.Config
 	if s, ok := env.Server(o.id); ok && self.Frontend {
@@ -130,8 +142,12 @@ func (a *App) Run(ctx context.Context, args []string) error {
 		}
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
-	log = log.With("server", self.ID)
-	r := &runner{a: a, o: o, self: self, log: log, tls: tlsCfg}
+	// Every line names its server, so that logs gathered from many
+	// processes (JSON in production) group by server and by type. The
+	// node, backend and connector add "server" themselves: they get the
+	// logger without it, so that no line has the key twice.
+	typed := log.With("type", self.Type)
+	r := &runner{a: a, o: o, self: self, log: typed.With("server", self.ID), roleLog: typed, tls: tlsCfg, metricsPort: metricsPort}
 	return r.run(ctx, secret, master)
 }
 
@@ -141,7 +157,13 @@ type runner struct {
 	o    *options
 	self rpc.Member
 	log  *slog.Logger
-	tls  *tls.Config // client-port TLS of a frontend, nil for none
+	// roleLog is log without "server", for the packages that add it.
+	roleLog *slog.Logger
+	tls     *tls.Config // client-port TLS of a frontend, nil for none
+	// metricsPort serves /metrics on the cluster host; 0 for none, and then
+	// met is nil and nothing is measured.
+	metricsPort int
+	met         *metrics.Server
 
 	node     *rpc.Node
 	registry *rpc.Registry
@@ -179,14 +201,20 @@ func (r *runner) run(ctx context.Context, secret, master string) error {
 	// peers may push into the frontend and call the backend at once.
 	mem := a.mem
 	mem.SetGroup(self.Group) // a grouped server routes within its group (rolling updates)
-	node, err := rpc.NewNode(rpc.Config{Self: self, Secret: secret, Membership: mem, Logger: r.log})
+	node, err := rpc.NewNode(rpc.Config{Self: self, Secret: secret, Membership: mem, Logger: r.roleLog})
 	if err != nil {
 		return err
 	}
 	r.node = node
-	back := backend.New(backend.Config{ID: self.ID, Handlers: a.handlers, Remotes: a.remotes, Cluster: node, Logger: r.log})
+	if r.metricsPort != 0 {
+		r.met = metrics.New(metrics.Config{ID: self.ID, Type: self.Type, Group: self.Group, Build: self.Build,
+			Routes: append(a.handlers.Routes(), a.remotes.Routes()...),
+			KickReasons: map[string]string{ReasonServerRestarted: "server_restarted", ReasonServerStopped: "server_stopped",
+				rpc.ReasonUndelivered: "undelivered"}})
+	}
+	back := backend.New(backend.Config{ID: self.ID, Handlers: a.handlers, Remotes: a.remotes, Cluster: node, Logger: r.roleLog})
 	r.back = back
-	handlers := rpc.Handlers{Call: back.Call, Gone: back.Gone}
+	handlers := rpc.Handlers{Call: measureCall(r.met, back.Call), Gone: back.Gone}
 	if st, ok := a.stateful[self.Type]; ok {
 		handlers.Holds = back.Holds
 		if st.holds != nil {
@@ -207,9 +235,13 @@ func (r *runner) run(ctx context.Context, secret, master string) error {
 	}
 	if self.Frontend {
 		fe = newFrontend(self.Type, node, a.handlers, a.routes, a.stateful, r.log)
+		fe.met, fe.pins.met = r.met, r.met
 		r.fe = fe
-		ccfg := connector.Config{ID: self.ID, Type: self.Type, Epoch: self.Epoch, Handler: fe.serve, Dictionary: dict, Logger: r.log,
+		ccfg := connector.Config{ID: self.ID, Type: self.Type, Epoch: self.Epoch, Handler: r.met.Wrap(fe.serve), Dictionary: dict, Logger: r.roleLog,
 			OnSessionClosed: r.sessionClosed, Protos: a.protos, TLS: r.tls}
+		if r.met != nil {
+			ccfg.OnRefused = r.met.Refused
+		}
 		for _, fn := range a.frontendFn {
 			fn(self.Type, &ccfg)
 		}
@@ -220,8 +252,11 @@ func (r *runner) run(ctx context.Context, secret, master string) error {
 		}
 		fe.srv, r.front = front, front
 		handlers.Frontend = fe
+		if r.met != nil {
+			r.met.CountSessions(front.Len)
+		}
 	} else {
-		handlers.Forward = back.Forward
+		handlers.Forward = measureForward(r.met, back.Forward)
 	}
 
 	a.mu.Lock()
@@ -229,13 +264,36 @@ func (r *runner) run(ctx context.Context, secret, master string) error {
 	a.node, a.backend, a.front, a.fe, a.log = node, back, r.front, fe, r.log
 	a.mu.Unlock()
 
+	var metricsLn net.Listener
+	if r.met != nil {
+		addr := net.JoinHostPort(self.Host, strconv.Itoa(r.metricsPort))
+		if metricsLn, err = net.Listen("tcp", addr); err != nil {
+			abort()
+			return fmt.Errorf("listen for metrics on %s: %w", addr, err)
+		}
+	}
 	clusterLn, err := net.Listen("tcp", self.Addr())
 	if err != nil {
+		if metricsLn != nil {
+			metricsLn.Close()
+		}
 		abort()
 		return fmt.Errorf("listen for the cluster on %s: %w", self.Addr(), err)
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// Metrics are served until the very end, so a scrape sees the drain.
+	metricsCtx, stopMetrics := context.WithCancel(context.Background())
+	defer stopMetrics()
+	if metricsLn != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.met.Serve(metricsCtx, metricsLn); err != nil {
+				r.log.Error("metrics stopped serving", "addr", metricsLn.Addr().String(), "err", err)
+			}
+		}()
+	}
 	wg.Add(1)
 	go func() { defer wg.Done(); node.Serve(clusterLn, handlers) }()
 
@@ -283,7 +341,7 @@ func (r *runner) run(ctx context.Context, secret, master string) error {
 		}()
 	}
 	r.registry.SetState(rpc.StateRunning)
-	r.log.Info("server running", "type", self.Type, "cluster", self.Addr(), "client_port", self.ClientPort, "pid", self.PID, "build", self.Build)
+	r.log.Info("server running", "cluster", self.Addr(), "client_port", self.ClientPort, "metrics_port", r.metricsPort, "pid", self.PID, "build", self.Build)
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
@@ -302,6 +360,7 @@ func (r *runner) run(ctx context.Context, secret, master string) error {
 	r.shutdown(req)
 	stopHooks()
 	stopRegistry()
+	stopMetrics()
 	return runErr
 }
 

@@ -13,6 +13,12 @@ const (
 	LBCommand = "command" // user commands (DrainCommand, EnableCommand, StatusCommand)
 )
 
+// Log formats for [Env.LogFormat].
+const (
+	LogText = "text" // log/slog's key=value lines, for people (the default)
+	LogJSON = "json" // one JSON object a line, for log collectors (production)
+)
+
 // Defaults filled in when the file leaves a value out.
 const (
 	DefaultBase         = "."
@@ -23,14 +29,17 @@ const (
 
 // Env is one environment of servers.toml, validated and expanded.
 type Env struct {
-	Name    string   // environment name, the top-level table
-	Binary  string   // game binary every server runs, relative to Base unless absolute
-	Base    string   // working directory on every host (default ".")
-	Master  Master   // [ENV.master]
-	SSH     SSH      // [ENV.ssh]
-	LB      LB       // [ENV.lb]
-	Rolling Rolling  // [ENV.rolling]
-	Servers []Server // every server after clusterCount expansion, sorted by ID (byte-wise)
+	Name   string // environment name, the top-level table
+	Binary string // game binary every server runs, relative to Base unless absolute
+	Base   string // working directory on every host (default ".")
+	// LogFormat is how every server of the environment writes its log:
+	// "" (text), LogText or LogJSON; a server's --log-format overrides it.
+	LogFormat string
+	Master    Master   // [ENV.master]
+	SSH       SSH      // [ENV.ssh]
+	LB        LB       // [ENV.lb]
+	Rolling   Rolling  // [ENV.rolling]
+	Servers   []Server // every server after clusterCount expansion, sorted by ID (byte-wise)
 }
 
 // Master is the control plane's own address.
@@ -38,7 +47,7 @@ type Master struct {
 	ID        string
 	Host      string
 	Port      int    // gRPC control plane
-	AdminHost string // admin HTTP API / dashboard; defaults to Host
+	AdminHost string // admin HTTP: /metrics, /sd and the dashboard; defaults to Host
 	AdminPort int    // 0 when not configured
 }
 
@@ -84,7 +93,10 @@ type Server struct {
 	// certificate chain and key a frontend serves its client port with:
 	// TLS over raw TCP and wss:// for WebSocket. Both or neither.
 	TLSCert, TLSKey string
-	Line            int // line of the [[ENV.type]] header (or inline entry) that defined it
+	// MetricsPort is where the server serves Prometheus metrics
+	// (http://Host:MetricsPort/metrics); 0 for none.
+	MetricsPort int
+	Line        int // line of the [[ENV.type]] header (or inline entry) that defined it
 }
 
 // Load reads the file at path and returns its environment env. Errors name

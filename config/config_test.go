@@ -365,3 +365,49 @@ tlsKey = "certs/c.key"
 		}
 	}
 }
+
+func TestMetricsPortAndLogFormat(t *testing.T) {
+	file := `[dev]
+binary = "bin/chat"
+logFormat = "json"
+[dev.master]
+id = "m"
+host = "127.0.0.1"
+port = 3005
+[[dev.connector]]
+id = "connector"
+host = "127.0.0.1"
+port = "3150++"
+clientPort = "3050++"
+frontend = true
+metricsPort = "9150++"
+clusterCount = 2
+[[dev.chat]]
+id = "chat"
+host = "127.0.0.1"
+port = 6050
+metricsPort = "9200"
+[[dev.area]]
+id = "area"
+host = "127.0.0.1"
+port = 6060
+`
+	env, err := Parse("servers.toml", []byte(file), "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env.LogFormat != LogJSON {
+		t.Errorf("LogFormat = %q, want %q", env.LogFormat, LogJSON)
+	}
+	want := map[string]int{"connector-0": 9150, "connector-1": 9151, "chat": 9200, "area": 0}
+	for id, port := range want {
+		s, ok := env.Server(id)
+		if !ok || s.MetricsPort != port {
+			t.Errorf("%s: MetricsPort = %d (found %v), want %d", id, s.MetricsPort, ok, port)
+		}
+	}
+	s, err := ServerFromFields(map[string]string{"type": "chat", "id": "chat-9", "host": "h", "port": "6099", "metricsPort": "9299"})
+	if err != nil || s.MetricsPort != 9299 {
+		t.Errorf("ServerFromFields metricsPort: %+v, %v", s, err)
+	}
+}

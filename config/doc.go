@@ -18,13 +18,14 @@
 //	[development]
 //	binary = "bin/chat"   # required: the game binary every server runs, relative to base unless absolute
 //	base = "."            # working directory on every host (default "."); relative to the config file's directory
+//	logFormat = "json"    # how every server logs: "text" (default) or "json" (one object a line, for production)
 //
 //	[development.master]  # required
 //	id = "master-server-1"
 //	host = "127.0.0.1"
 //	port = 3005           # control plane (gRPC)
 //	adminHost = "0.0.0.0" # optional, defaults to host; needs adminPort
-//	adminPort = 3006      # optional admin HTTP API / dashboard
+//	adminPort = 3006      # optional: /metrics, /sd (Prometheus discovery) and the dashboard
 //
 //	[development.ssh]     # optional: how the master reaches hosts that are not this machine
 //	user = "deploy"       # default: the user running the master
@@ -60,12 +61,14 @@
 //	env = { GOGC = "200" }    # extra environment
 //	tlsCert = "certs/connector.pem"  # frontends only: TLS on the client port (raw TCP over TLS and wss://),
 //	tlsKey = "certs/connector.key"   #   PEM certificate chain and key, relative to base; both or neither
+//	metricsPort = "9150++"    # optional: Prometheus metrics at http://host:metricsPort/metrics; "N++" with clusterCount
 //
 // Reserved names (binary, base, master, ssh, lb, rolling) cannot be server
 // types; a server type matches [A-Za-z][A-Za-z0-9_-]* (no '.', since routes
 // are type.handler.method). A server id matches [A-Za-z0-9][A-Za-z0-9._-]*.
 // "N++" means copy i of a clusterCount entry gets N+i; it is valid only for
-// port and clientPort, and only with clusterCount. The id-less counter seq
+// port, clientPort and metricsPort, and only with clusterCount. A
+// metricsPort, like every port, must not be another address's. The id-less counter seq
 // runs over all generated servers of one type in file order, from 0.
 //
 // Every problem found is reported, one per line, as

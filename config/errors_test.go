@@ -68,7 +68,7 @@ var errorCases = []struct {
 	{"master missing port", "[dev]\nbinary = \"b\"\n[dev.master]\nid = \"m\"\nhost = \"h\"\n", "",
 		`servers.toml:3: master: missing port`},
 	{"master port ++", strings.Replace(head, "3005", `"3005++"`, 1), "",
-		`servers.toml:6: master: port "3005++": "N++" is only for port and clientPort of a server entry with clusterCount`},
+		`servers.toml:6: master: port "3005++": "N++" is only for port, clientPort and metricsPort of a server entry with clusterCount`},
 	{"master adminHost alone", head + "adminHost = \"0.0.0.0\"\n", "",
 		`servers.toml:7: master: adminHost is set but adminPort is not`},
 	{"master host with port", strings.Replace(head, `"127.0.0.1"`, `"127.0.0.1:3005"`, 1), "",
@@ -154,7 +154,7 @@ var errorCases = []struct {
 	{"N++ past 65535", head + "[[dev.chat]]\nhost = \"h\"\nport = \"65535++\"\nclusterCount = 2\n", "",
 		`servers.toml:9: chat: port "65535++" with clusterCount 2 goes past 65535`},
 	{"N++ on host", head + strings.Replace(chat, `"127.0.0.1"`, `"10.0.0.1++"`, 1), "",
-		`servers.toml:9: chat: host "10.0.0.1++": "N++" is only for port and clientPort`},
+		`servers.toml:9: chat: host "10.0.0.1++": "N++" is only for port, clientPort and metricsPort`},
 	{"args type", head + chat + "args = [\"-v\", 2]\n", "",
 		`servers.toml:11: chat: args must be an array of strings, but has an integer`},
 	{"env value type", head + chat + "[dev.chat.env]\nGOGC = 200\n", "",
@@ -172,6 +172,34 @@ var errorCases = []struct {
 	{"tls empty and mistyped", head + "[[dev.gate]]\nid = \"g\"\nhost = \"h\"\nport = 1\nclientPort = 2\nfrontend = true\ntlsCert = \"\"\ntlsKey = 3\n", "",
 		"servers.toml:13: gate: tlsCert is empty\n" +
 			"servers.toml:14: gate: tlsKey must be a string, not an integer"},
+
+	// metricsPort: a port like the others, "N++" with clusterCount, on no other server's address.
+	{"metricsPort not a port", head + chat + "metricsPort = \"9x00\"\n", "",
+		`servers.toml:11: chat: metricsPort "9x00" is not a port`},
+	{"metricsPort out of range", head + chat + "metricsPort = 65536\n", "",
+		`servers.toml:11: chat: metricsPort 65536 is not a port`},
+	{"metricsPort type", head + chat + "metricsPort = true\n", "",
+		`servers.toml:11: chat: metricsPort must be an integer or a string like "3150" or "3150++", not a boolean`},
+	{"metricsPort N++ without clusterCount", head + chat + "metricsPort = \"9100++\"\n", "",
+		`servers.toml:11: chat: metricsPort "9100++" needs clusterCount`},
+	{"metricsPort without N++ with clusterCount", head + "[[dev.chat]]\nhost = \"h\"\nport = \"6050++\"\nmetricsPort = 9100\nclusterCount = 2\n", "",
+		`servers.toml:10: chat: metricsPort 9100 without "++": all 2 copies of clusterCount would use it`},
+	{"metricsPort N++ past 65535", head + "[[dev.chat]]\nhost = \"h\"\nport = \"6050++\"\nmetricsPort = \"65535++\"\nclusterCount = 2\n", "",
+		`servers.toml:10: chat: metricsPort "65535++" with clusterCount 2 goes past 65535`},
+	{"metricsPort is its own port", head + chat + "metricsPort = 6050\n", "",
+		`servers.toml:11: chat: chat-server-1 metricsPort 127.0.0.1:6050 is already used by chat-server-1 port (line 10)`},
+	{"metricsPort of two servers", head + chat + "metricsPort = 9100\n" + strings.Replace(strings.Replace(chat, "6050", "6051", 1), "chat-server-1", "chat-server-2", 1) + "metricsPort = 9100\n", "",
+		`servers.toml:16: chat: chat-server-2 metricsPort 127.0.0.1:9100 is already used by chat-server-1 metricsPort (line 11)`},
+	{"metricsPort across clusters", head + "[[dev.chat]]\nhost = \"h\"\nport = \"6050++\"\nmetricsPort = \"9100++\"\nclusterCount = 2\n" +
+		"[[dev.connector]]\nid = \"connector\"\nhost = \"h\"\nport = \"9101\"\nclientPort = 3050\nfrontend = true\n", "",
+		`servers.toml:15: connector: connector port h:9101 is already used by cluster-server-chat-1 metricsPort (line 10)`},
+	{"metricsPort clashes with a later port", head + "[[dev.chat]]\nhost = \"h\"\nport = \"6050++\"\nmetricsPort = \"9100++\"\nclusterCount = 2\n" +
+		"[[dev.gate]]\nid = \"gate\"\nhost = \"h\"\nport = 3100\nclientPort = 9101\nfrontend = true\n", "",
+		`servers.toml:16: gate: gate clientPort h:9101 is already used by cluster-server-chat-1 metricsPort (line 10)`},
+	{"metricsPort on the master", head + "metricsPort = 9100\n", "",
+		`servers.toml:7: master: unknown key "metricsPort"`},
+	{"logFormat", head[:len("[dev]\n")] + "logFormat = \"xml\"\n" + head[len("[dev]\n"):], "",
+		`servers.toml:2: dev: logFormat "xml" must be "text" or "json"`},
 
 	// Several problems: all of them, in file order.
 	{"several", "[dev]\n[dev.master]\nid = \"m\"\n" + strings.Replace(chat, "6050", "0", 1) + "bogus = 1\n", "",

@@ -49,7 +49,7 @@ func ServerFromFields(fields map[string]string) (Server, error) {
 				parts = append(parts, strconv.Quote(a))
 			}
 			fmt.Fprintf(&b, "args = [%s]\n", strings.Join(parts, ", "))
-		case k == "port" || k == "clientPort":
+		case k == "port" || k == "clientPort" || k == "metricsPort":
 			if _, err := strconv.Atoi(v); err == nil {
 				fmt.Fprintf(&b, "%s = %s\n", k, v)
 			} else {

@@ -15,12 +15,12 @@ import (
 
 // Keys each table accepts. Read-only.
 var (
-	envKeys     = []string{"binary", "base", "master", "ssh", "lb", "rolling"}
+	envKeys     = []string{"binary", "base", "logFormat", "master", "ssh", "lb", "rolling"}
 	masterKeys  = []string{"id", "host", "port", "adminHost", "adminPort"}
 	sshKeys     = []string{"user", "port", "identityFile", "knownHosts", "uploadBinary"}
 	lbKeys      = []string{"driver", "haproxySocket", "haproxyBackend", "drainCommand", "enableCommand", "statusCommand"}
 	rollingKeys = []string{"drainTimeout", "startTimeout"}
-	serverKeys  = []string{"id", "host", "port", "clientHost", "clientPort", "frontend", "clusterCount", "group", "autoRestart", "args", "env", "tlsCert", "tlsKey"}
+	serverKeys  = []string{"id", "host", "port", "clientHost", "clientPort", "frontend", "clusterCount", "group", "autoRestart", "args", "env", "tlsCert", "tlsKey", "metricsPort"}
 
 	typeRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
 	idRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -167,7 +167,7 @@ func (t table) port(key string, allowInc bool) (n int, inc, present, ok bool) {
 			return 0, false, true, false
 		}
 		if inc && !allowInc {
-			t.errorf(t.line(key), "%s %q: \"N++\" is only for port and clientPort of a server entry with clusterCount", key, v)
+			t.errorf(t.line(key), "%s %q: \"N++\" is only for port, clientPort and metricsPort of a server entry with clusterCount", key, v)
 			return 0, false, true, false
 		}
 		return n, inc, true, true
@@ -187,7 +187,7 @@ func (t table) host(key string) (string, bool) {
 	case h == "":
 		t.errorf(t.line(key), "%s is empty", key)
 	case strings.HasSuffix(h, "++"):
-		t.errorf(t.line(key), "%s %q: \"N++\" is only for port and clientPort", key, h)
+		t.errorf(t.line(key), "%s %q: \"N++\" is only for port, clientPort and metricsPort", key, h)
 	case strings.ContainsFunc(h, func(r rune) bool { return r <= ' ' || r == 0x7f || strings.ContainsRune("[]/\\@#?", r) }):
 		t.errorf(t.line(key), "%s %q is not a host name or IP address", key, h)
 	case strings.Count(h, ":") == 1:
@@ -234,6 +234,14 @@ func (p *parser) env(name string, m map[string]any) *Env {
 			t.errorf(t.line("base"), `base is empty (leave it out for ".")`)
 		}
 		env.Base = v
+	}
+	if v, ok := t.str("logFormat"); ok {
+		switch v {
+		case LogText, LogJSON:
+			env.LogFormat = v
+		default:
+			t.errorf(t.line("logFormat"), "logFormat %q must be %q or %q", v, LogText, LogJSON)
+		}
 	}
 
 	// Reserved tables.
@@ -319,6 +327,9 @@ func (p *parser) env(name string, m map[string]any) *Env {
 			addrs.add(e.t, s.ID, "port", s.Host, s.Port, s.portLine)
 			if s.Frontend {
 				addrs.add(e.t, s.ID, "clientPort", s.ClientHost, s.ClientPort, s.clientPortLine)
+			}
+			if s.MetricsPort != 0 {
+				addrs.add(e.t, s.ID, "metricsPort", s.Host, s.MetricsPort, s.metricsPortLine)
 			}
 			env.Servers = append(env.Servers, s.Server)
 		}
@@ -484,7 +495,7 @@ func (p *parser) rolling(t table) Rolling {
 // server is a Server plus the lines its errors point at.
 type server struct {
 	Server
-	idLine, portLine, clientPortLine int
+	idLine, portLine, clientPortLine, metricsPortLine int
 }
 
 // server validates one [[ENV.type]] entry and expands it.
@@ -509,6 +520,7 @@ func (p *parser) server(t table, typ string, seq map[string]int) []server {
 	autoRestart, _ := t.boolean("autoRestart")
 	clientHost, _ := t.host("clientHost")
 	clientPort, clientInc, clientPresent, _ := t.port("clientPort", true)
+	metricsPort, metricsInc, metricsPresent, _ := t.port("metricsPort", true)
 	_, clientHostPresent := t.m["clientHost"]
 	if frontend {
 		if !clientPresent {
@@ -592,7 +604,7 @@ func (p *parser) server(t table, typ string, seq map[string]int) []server {
 			for _, f := range []struct {
 				key string
 				inc bool
-			}{{"port", portInc}, {"clientPort", clientInc}} {
+			}{{"port", portInc}, {"clientPort", clientInc}, {"metricsPort", metricsInc}} {
 				if f.inc {
 					t.errorf(t.line(f.key), "%s %q needs clusterCount", f.key, t.m[f.key])
 				}
@@ -609,7 +621,7 @@ func (p *parser) server(t table, typ string, seq map[string]int) []server {
 		n   int
 		inc bool
 		use bool
-	}{{"port", port, portInc, true}, {"clientPort", clientPort, clientInc, frontend}} {
+	}{{"port", port, portInc, true}, {"clientPort", clientPort, clientInc, frontend}, {"metricsPort", metricsPort, metricsInc, metricsPresent}} {
 		if !f.use {
 			continue
 		}
@@ -647,6 +659,12 @@ func (p *parser) server(t table, typ string, seq map[string]int) []server {
 		if portInc {
 			s.Port += i
 		}
+		if metricsPresent {
+			s.MetricsPort = metricsPort
+			if metricsInc {
+				s.MetricsPort += i
+			}
+		}
 		if envVars != nil {
 			s.Env = make(map[string]string, len(envVars))
 			for k, v := range envVars {
@@ -666,7 +684,8 @@ func (p *parser) server(t table, typ string, seq map[string]int) []server {
 		if hasID {
 			idLine = t.line("id")
 		}
-		out = append(out, server{Server: s, idLine: idLine, portLine: t.line("port"), clientPortLine: t.line("clientPort")})
+		out = append(out, server{Server: s, idLine: idLine, portLine: t.line("port"), clientPortLine: t.line("clientPort"),
+			metricsPortLine: t.line("metricsPort")})
 	}
 	return out
 }

@@ -79,6 +79,12 @@ type Config struct {
 	UserHandshake func(ctx context.Context, s *Session, user json.RawMessage) (any, error)
 	// OnSessionClosed runs after a session's close hooks, on every session.
 	OnSessionClosed func(s *Session)
+	// OnRefused, if set, learns of each request the connector answers
+	// itself, without calling Handler: 429 over the request rate, 503
+	// while shutting down, 400 for a body its client proto cannot decode.
+	// With a wrapped Handler it lets metrics count every request. It runs
+	// on the session's reader and must not block.
+	OnRefused func(route string, code int)
 
 	Logger *slog.Logger
 }

@@ -335,7 +335,12 @@ func TestSlowReaderIsClosedAndMemoryBounded(t *testing.T) {
 func TestRateLimit(t *testing.T) {
 	// One token per 1,000 s: no refill during the test, however slow the
 	// machine, so exactly the requests past the burst are refused.
-	srv := startServer(t, Config{RequestRate: 0.001, RequestBurst: 5})
+	var refused atomic.Int32 // OnRefused hears each refusal, with its code
+	srv := startServer(t, Config{RequestRate: 0.001, RequestBurst: 5, OnRefused: func(route string, code int) {
+		if route == "connector.echo.echo" && code == handler.CodeTooManyRequests {
+			refused.Add(1)
+		}
+	}})
 	c := dialRaw(t, srv.addr, false)
 	c.handshake()
 	limited := 0
@@ -348,8 +353,8 @@ func TestRateLimit(t *testing.T) {
 			t.Fatalf("request %d past the burst answered %s", i, m.Body)
 		}
 	}
-	if limited != 15 {
-		t.Fatalf("%d of 20 requests limited, want 15 with burst 5", limited)
+	if limited != 15 || refused.Load() != 15 {
+		t.Fatalf("%d of 20 requests limited (OnRefused heard %d), want 15 with burst 5", limited, refused.Load())
 	}
 	contains(t, srv.logs, "over its request rate")
 }

@@ -231,13 +231,13 @@ func (s *Session) onMessage(b []byte) error {
 	}
 	if s.srv.draining.Load() {
 		if kind == inRequest {
-			s.respond(m.ID, m.Route, nil, handler.Errorf(handler.CodeUnavailable, "server shutting down"))
+			s.refuseRequest(m.ID, m.Route, handler.Errorf(handler.CodeUnavailable, "server shutting down"))
 		}
 		return nil
 	}
 	if !s.allow() {
 		if kind == inRequest {
-			s.respond(m.ID, m.Route, nil, handler.Errorf(handler.CodeTooManyRequests, "request rate above %g/s", s.srv.cfg.RequestRate))
+			s.refuseRequest(m.ID, m.Route, handler.Errorf(handler.CodeTooManyRequests, "request rate above %g/s", s.srv.cfg.RequestRate))
 		}
 		return nil
 	}
@@ -246,7 +246,7 @@ func (s *Session) onMessage(b []byte) error {
 		// Pomelo's decoder throws and the request goes unanswered; a client
 		// here gets a clear error instead.
 		if kind == inRequest {
-			s.respond(m.ID, m.Route, nil, handler.Errorf(handler.CodeBadRequest, "bad request body: %v", err))
+			s.refuseRequest(m.ID, m.Route, handler.Errorf(handler.CodeBadRequest, "bad request body: %v", err))
 		} else {
 			s.logger().Info("notify body does not decode with its client proto", "route", m.Route, "err", err)
 		}
@@ -254,6 +254,14 @@ func (s *Session) onMessage(b []byte) error {
 	}
 	s.enqueue(inbound{kind: kind, id: m.ID, route: m.Route, body: body})
 	return nil
+}
+
+// refuseRequest answers a request its handler never sees.
+func (s *Session) refuseRequest(id uint64, route string, err *handler.Error) {
+	if fn := s.srv.cfg.OnRefused; fn != nil {
+		fn(route, err.Code)
+	}
+	s.respond(id, route, nil, err)
 }
 
 // allow applies the per-session token bucket and logs, at most once a

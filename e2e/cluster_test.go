@@ -30,17 +30,23 @@ type Cluster struct {
 	GateAddr   string // the gate's client address
 	WebAddr    string // the chat page
 	Connectors []string
+	// With ClusterOptions.Metrics: the master's admin HTTP address
+	// (/metrics, /sd, the dashboard) and each server's metrics address.
+	AdminAddr    string
+	MetricsAddrs map[string]string
 }
 
 var clusterTOML = template.Must(template.New("servers").Parse(`
 [development]
 binary = "{{.Binary}}"
 base = "."
+{{if .LogFormat}}logFormat = "{{.LogFormat}}"{{end}}
 
 [development.master]
 id = "master-server-1"
 host = "127.0.0.1"
 port = {{.Master}}
+{{if .Admin}}adminPort = {{.Admin}}{{end}}
 {{if .DrainTimeout}}
 [development.rolling]
 drainTimeout = "{{.DrainTimeout}}"
@@ -51,6 +57,7 @@ host = "127.0.0.1"
 port = {{index .Ports 0}}
 clientPort = {{.Gate}}
 frontend = true
+{{if .Admin}}metricsPort = {{index .Metrics 0}}{{end}}
 {{.Restart}}
 args = ["--web=127.0.0.1:{{.Web}}"{{if .Protobuf}}, "--protobuf"{{end}}]
 {{.TLS}}
@@ -61,6 +68,7 @@ host = "127.0.0.1"
 port = {{index .Ports 1}}
 clientPort = {{index .Clients 0}}
 frontend = true
+{{if .Admin}}metricsPort = {{index .Metrics 1}}{{end}}
 {{.Restart}}
 {{if .Protobuf}}args = ["--protobuf"]{{end}}
 {{.TLS}}
@@ -71,6 +79,7 @@ host = "127.0.0.1"
 port = {{index .Ports 2}}
 clientPort = {{index .Clients 1}}
 frontend = true
+{{if .Admin}}metricsPort = {{index .Metrics 2}}{{end}}
 {{.Restart}}
 {{if .Protobuf}}args = ["--protobuf"]{{end}}
 {{.TLS}}
@@ -79,12 +88,14 @@ frontend = true
 id = "chat-server-1"
 host = "127.0.0.1"
 port = {{index .Ports 3}}
+{{if .Admin}}metricsPort = {{index .Metrics 3}}{{end}}
 {{.Restart}}
 
 [[development.chat]]
 id = "chat-server-2"
 host = "127.0.0.1"
 port = {{index .Ports 4}}
+{{if .Admin}}metricsPort = {{index .Metrics 4}}{{end}}
 {{.Restart}}
 `))
 
@@ -100,6 +111,8 @@ type ClusterOptions struct {
 	TLSCert, TLSKey string // PEM files: TLS and wss:// on the gate's and connectors' client ports, https for the page
 	AutoRestart     bool   // autoRestart = true on every server
 	DrainTimeout    string // [development.rolling] drainTimeout, e.g. "3s"; default the master's
+	Metrics         bool   // adminPort on the master and metricsPort on every server (free ports)
+	LogFormat       string // logFormat of the environment: "", "text" or "json"
 }
 
 // StartChatCluster writes a servers.toml and runs `master start --daemon`.
@@ -120,7 +133,11 @@ func StartChatClusterWith(t testing.TB, o ClusterOptions) *Cluster {
 		TLS               string
 		Restart           string
 		DrainTimeout      string
-	}{Binary: binPath("chat"), Master: freePort(t), Gate: freePort(t), Web: freePort(t), Protobuf: o.Protobuf, DrainTimeout: o.DrainTimeout}
+		Admin             int
+		Metrics           [5]int
+		LogFormat         string
+	}{Binary: binPath("chat"), Master: freePort(t), Gate: freePort(t), Web: freePort(t), Protobuf: o.Protobuf, DrainTimeout: o.DrainTimeout,
+		LogFormat: o.LogFormat}
 	if o.AutoRestart {
 		v.Restart = "autoRestart = true"
 	}
@@ -133,6 +150,12 @@ func StartChatClusterWith(t testing.TB, o ClusterOptions) *Cluster {
 	for i := range v.Clients {
 		v.Clients[i] = freePort(t)
 	}
+	if o.Metrics {
+		v.Admin = freePort(t)
+		for i := range v.Metrics {
+			v.Metrics[i] = freePort(t)
+		}
+	}
 	var buf bytes.Buffer
 	if err := clusterTOML.Execute(&buf, v); err != nil {
 		t.Fatal(err)
@@ -140,6 +163,13 @@ func StartChatClusterWith(t testing.TB, o ClusterOptions) *Cluster {
 	c := &Cluster{t: t, Dir: dir, Config: filepath.Join(dir, "servers.toml"),
 		GateAddr: fmt.Sprintf("127.0.0.1:%d", v.Gate), WebAddr: fmt.Sprintf("127.0.0.1:%d", v.Web),
 		Connectors: []string{fmt.Sprintf("127.0.0.1:%d", v.Clients[0]), fmt.Sprintf("127.0.0.1:%d", v.Clients[1])}}
+	if o.Metrics {
+		c.AdminAddr = fmt.Sprintf("127.0.0.1:%d", v.Admin)
+		c.MetricsAddrs = map[string]string{}
+		for i, id := range []string{"gate-server-1", "connector-server-1", "connector-server-2", "chat-server-1", "chat-server-2"} {
+			c.MetricsAddrs[id] = fmt.Sprintf("127.0.0.1:%d", v.Metrics[i])
+		}
+	}
 	if err := os.WriteFile(c.Config, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,14 @@ type Proc struct {
 // the test failed.
 func StartProc(t testing.TB, name string, args ...string) *Proc {
 	t.Helper()
-	cmd := exec.Command(binPath(name), args...)
+	return startPath(t, name, binPath(name), args...)
+}
+
+// startPath is StartProc for a command outside binaries (a system
+// package's, such as prometheus), by path.
+func startPath(t testing.TB, name, path string, args ...string) *Proc {
+	t.Helper()
+	cmd := exec.Command(path, args...)
 	p := &Proc{Name: name, Log: &LogBuffer{}, cmd: cmd, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.Log, p.Log
 	cmd.SysProcAttr = sysProcAttr()

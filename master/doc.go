@@ -3,7 +3,10 @@
 // exec, on other hosts over SSH, see package master/launch), keeps the
 // registry they all register with, supervises them (lost servers,
 // auto-restart, re-adoption after its own restart) and serves the admin API
-// the `master` CLI talks to.
+// the `master` CLI talks to. With an adminPort it also serves HTTP there
+// (http.go): its own Prometheus metrics and the service discovery of every
+// server's (observe.go), without the token, and the web dashboard
+// (dashboard.go, dashstats.go), with it.
 //
 // It is not on the data path: no client request, response or push ever
 // passes through it, and the cluster keeps serving with the last membership

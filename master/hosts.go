@@ -192,6 +192,9 @@ func (m *Master) spec(c config.Server, epoch uint64, binary, build string, added
 		if c.Group != "" {
 			args = append(args, "--group", c.Group)
 		}
+		if c.MetricsPort != 0 {
+			args = append(args, "--metrics-port", strconv.Itoa(c.MetricsPort))
+		}
 	}
 	args = append(args, c.Args...)
 	env := append(envList(c.Env), launch.SecretEnv+"="+m.secret, launch.EpochEnv+"="+strconv.FormatUint(epoch, 10))

@@ -89,7 +89,8 @@ type Master struct {
 	keepGoing bool
 	ready     func(error)
 
-	hosts *hosts // launchers, uploads, host errors
+	hosts *hosts     // launchers, uploads, host errors
+	stats *dashStats // the dashboard's figures, scraped from the servers
 
 	secret, token string
 	running       atomic.Bool
@@ -170,6 +171,7 @@ func New(cfg Config) (*Master, error) {
 	lbc := env.LB
 	m.lbCfg.Store(&lbc)
 	m.hosts = newHosts(m, cfg.Launchers)
+	m.stats = newDashStats()
 	for _, s := range env.Servers {
 		m.servers[s.ID] = &server{id: s.ID, cfg: s, configured: true, state: masterpb.ServerState_STOPPED, want: true}
 	}
@@ -251,6 +253,11 @@ func (m *Master) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("master: listen on %s: %w", m.addr, err)
 	}
+	httpLn, err := m.listenAdminHTTP()
+	if err != nil {
+		ln.Close()
+		return err
+	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -281,6 +288,11 @@ func (m *Master) Run(ctx context.Context) error {
 	m.wg.Add(2)
 	go m.reconcile()
 	go m.firstStart()
+	if httpLn != nil {
+		m.wg.Add(2)
+		go func() { defer m.wg.Done(); m.serveAdminHTTP(runCtx, httpLn) }()
+		go func() { defer m.wg.Done(); m.runStats(runCtx) }()
+	}
 
 	var serveErr error
 	select {

@@ -288,6 +288,9 @@ func (m *Master) clashLocked(s config.Server) error {
 		if s.ClientPort != 0 && c.ClientPort == s.ClientPort && c.ClientHost == s.ClientHost {
 			return fmt.Errorf("client port %s:%d is %s's", s.ClientHost, s.ClientPort, id)
 		}
+		if s.MetricsPort != 0 && c.MetricsPort == s.MetricsPort && c.Host == s.Host {
+			return fmt.Errorf("metrics port %s:%d is %s's", s.Host, s.MetricsPort, id)
+		}
 	}
 	if srv := m.servers[s.ID]; srv != nil && srv.configured {
 		return fmt.Errorf("%s is already in the cluster", s.ID)
@@ -339,6 +342,7 @@ func describeChange(a, b config.Server) string {
 	add("env", a.Env, b.Env)
 	add("tlsCert", a.TLSCert, b.TLSCert)
 	add("tlsKey", a.TLSKey, b.TLSKey)
+	add("metricsPort", a.MetricsPort, b.MetricsPort)
 	if len(d) == 0 {
 		return "changed"
 	}

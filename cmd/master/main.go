@@ -13,6 +13,7 @@
 //	master remove --id ID [--reason R]
 //	master update --binary PATH [--group G] | --resume
 //	master lb haproxy
+//	master dashboard                       # the web dashboard's URL, with its token
 //	master help
 //
 // From the repo root, `bin/master start --env=development --daemon` starts
@@ -197,6 +198,13 @@ var commands = []*command{
 		args:  true,
 	},
 	{
+		name: "dashboard", usage: "dashboard [--env ENV] [--config servers.toml]",
+		summary: "print the URL of the running master's web dashboard (on [ENV.master] adminHost:adminPort), with its " +
+			"login token (?token=, valid while this master runs): every server by host and group, live, with restart and stop.",
+		flags: func(fs *flag.FlagSet, o *opts) { common(fs, o, 10*time.Second) },
+		run:   dashboard,
+	},
+	{
 		name: "logs", usage: "logs [--env ENV] [--config servers.toml] --id ID [-f] [-n N]",
 		summary: "print a server's log, read on its host (over SSH for another machine); needs no running master.",
 		flags: func(fs *flag.FlagSet, o *opts) {
@@ -373,7 +381,13 @@ func start(o *opts) error {
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	log := slog.New(slog.NewTextHandler(o.stderr, &slog.HandlerOptions{Level: level}))
+	// The master logs in the environment's format, as its servers do, and
+	// names itself on every line ("server" is the subject of its lines).
+	var handler slog.Handler = slog.NewTextHandler(o.stderr, &slog.HandlerOptions{Level: level})
+	if env.LogFormat == config.LogJSON {
+		handler = slog.NewJSONHandler(o.stderr, &slog.HandlerOptions{Level: level})
+	}
+	log := slog.New(handler).With("id", env.Master.ID, "type", "master")
 	cfg := master.Config{Env: env, ConfigPath: abs, RunDir: paths.RunDir, LogDir: paths.LogDir, Logger: log,
 		KeepGoing: o.keepGoing, Progress: o.stdout}
 	if o.notifyFD > 0 {
@@ -658,6 +672,19 @@ func lbConfig(o *opts) error {
 		return err
 	}
 	return lb.HAProxyConfig(o.stdout, env)
+}
+
+func dashboard(o *opts) error {
+	abs, env, err := o.loadRunning()
+	if err != nil {
+		return err
+	}
+	u, err := master.DashboardURL(env, master.DefaultPaths(abs))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(o.stdout, u)
+	return nil
 }
 
 func logs(o *opts) error {
