@@ -117,7 +117,9 @@ func (s *Session) handle(in inbound) {
 	}
 	if in.kind == inNotify {
 		if err != nil {
-			s.logger().Info("notify failed", "route", in.route, "err", err)
+			if ok, n := s.srv.failLog.Allow(); ok {
+				s.logger().Info("notify failed", "route", in.route, "err", err, "failures_since_last_line", n)
+			}
 		}
 		return
 	}
@@ -130,7 +132,9 @@ func (s *Session) handle(in inbound) {
 func (s *Session) respond(id uint64, route string, body []byte, err error) {
 	if err != nil {
 		if _, ok := err.(*handler.Error); !ok {
-			s.logger().Info("request failed", "err", err)
+			if ok, n := s.srv.failLog.Allow(); ok {
+				s.logger().Info("request failed", "route", route, "err", err, "failures_since_last_line", n)
+			}
 		}
 		body = handler.ErrorBody(err)
 	}

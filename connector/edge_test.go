@@ -1,12 +1,16 @@
 package connector
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/gobwas/ws"
 
+	"github.com/shaddock/shaddock/handler"
 	"github.com/shaddock/shaddock/protocol"
 )
 
@@ -106,4 +110,28 @@ func TestSecondHandshakeCloses(t *testing.T) {
 		c.expectClosed()
 		contains(t, srv.logs, "second handshake")
 	}
+}
+
+// Failed requests are logged at most once a second, with the count of
+// those not logged: a fault behind a busy route must not flood the log.
+func TestRequestFailuresLoggedRateLimited(t *testing.T) {
+	m := handler.NewMux()
+	m.Handle("connector.t.broken", func(ctx context.Context, r handler.Request) ([]byte, error) {
+		return nil, errors.New("database unreachable")
+	})
+	srv := startServer(t, Config{Handler: m.Serve})
+	c := dialRaw(t, srv.addr, false)
+	c.handshake()
+	for i := uint64(1); i <= 50; i++ {
+		c.sendMsg(protocol.Message{Type: protocol.Request, ID: i, Route: "connector.t.broken"})
+	}
+	for i := uint64(1); i <= 50; i++ {
+		if r := c.expectMsg(protocol.Response); !strings.Contains(string(r.Body), `"code":500`) {
+			t.Fatalf("response %d: %s", r.ID, r.Body)
+		}
+	}
+	if n := strings.Count(srv.logs.String(), "request failed"); n != 1 {
+		t.Fatalf("50 failures within a second logged %d times:\n%s", n, srv.logs.String())
+	}
+	contains(t, srv.logs, "database unreachable")
 }

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shaddock/shaddock/internal/lograte"
 	"github.com/shaddock/shaddock/internal/routines"
 	"github.com/shaddock/shaddock/internal/workpool"
 	"github.com/shaddock/shaddock/protocol"
@@ -52,7 +53,14 @@ type Server struct {
 	flushers   []*flusher
 	flushQuit  chan struct{}
 	finishOnce sync.Once
+
+	// failLog keeps the per-request failure lines (request or notify
+	// failed) to one a second under a fault, with a count.
+	failLog lograte.Limiter
 }
+
+// failLogEvery is the least time between two lines about failed requests.
+const failLogEvery = time.Second
 
 // flusherFor returns the flusher that owns a session's writes.
 func (s *Server) flusherFor(id int64) *flusher {
@@ -66,6 +74,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
+		failLog:   lograte.Limiter{Every: failLogEvery},
 		cfg:       cfg,
 		log:       cfg.Logger.With("server", cfg.ID),
 		pool:      workpool.New(10 * time.Second),

@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -14,6 +13,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/shaddock/shaddock/internal/lograte"
 	"github.com/shaddock/shaddock/rpc"
 )
 
@@ -30,29 +30,24 @@ const (
 type authorizer struct {
 	secret, token string
 	log           *slog.Logger
-
-	mu         sync.Mutex
-	lastLog    time.Time
-	suppressed int
+	rate          lograte.Limiter // Every is authLogEvery
 }
 
 const authLogEvery = 10 * time.Second
+
+func newAuthorizer(secret, token string, log *slog.Logger) *authorizer {
+	return &authorizer{secret: secret, token: token, log: log, rate: lograte.Limiter{Every: authLogEvery}}
+}
 
 // refused logs a refused call, rate-limited, and returns err.
 func (a *authorizer) refused(ctx context.Context, method string, err error) error {
 	if a.log == nil {
 		return err
 	}
-	a.mu.Lock()
-	now := time.Now()
-	if now.Sub(a.lastLog) < authLogEvery {
-		a.suppressed++
-		a.mu.Unlock()
+	ok, n := a.rate.Allow()
+	if !ok {
 		return err
 	}
-	n := a.suppressed
-	a.lastLog, a.suppressed = now, 0
-	a.mu.Unlock()
 	from := "unknown"
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		from = p.Addr.String()

@@ -265,7 +265,7 @@ func (m *Master) Run(ctx context.Context) error {
 	m.recover()
 	m.loadUpdateBinaries() // before anything is started: a group half-way keeps its build
 
-	auth := &authorizer{secret: m.secret, token: m.token, log: m.log}
+	auth := newAuthorizer(m.secret, m.token, m.log)
 	opts := append(auth.serverOptions(),
 		grpc.WaitForHandlers(true),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),

@@ -352,7 +352,9 @@ func TestStopUnconfiguredServer(t *testing.T) {
 // count of those in between.
 func TestAuthRefusalsLoggedRateLimited(t *testing.T) {
 	var buf logBuffer
-	a := &authorizer{secret: strings.Repeat("a", 64), token: "t", log: slog.New(slog.NewTextHandler(&buf, nil))}
+	a := newAuthorizer(strings.Repeat("a", 64), "t", slog.New(slog.NewTextHandler(&buf, nil)))
+	now := time.Now()
+	a.rate.Now = func() time.Time { return now }
 	for range 100 {
 		if err := a.check(context.Background(), adminPrefix+"List"); status.Code(err) != codes.Unauthenticated {
 			t.Fatalf("check: %v", err)
@@ -361,9 +363,7 @@ func TestAuthRefusalsLoggedRateLimited(t *testing.T) {
 	if n := strings.Count(buf.String(), "control port call refused"); n != 1 || !strings.Contains(buf.String(), "method=/shaddock.master.v1.Admin/List") {
 		t.Fatalf("100 refusals logged %d times:\n%s", n, buf.String())
 	}
-	a.mu.Lock()
-	a.lastLog = time.Now().Add(-authLogEvery)
-	a.mu.Unlock()
+	now = now.Add(authLogEvery) // the interval has passed
 	a.check(context.Background(), registryPrefix+"Register")
 	if !strings.Contains(buf.String(), "more_refused_since_last_line=99") {
 		t.Errorf("the next line does not count the 99 unlogged refusals:\n%s", buf.String())

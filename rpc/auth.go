@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/subtle"
 	"log/slog"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -12,6 +11,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	grpcpeer "google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	"github.com/shaddock/shaddock/internal/lograte"
 )
 
 // SecretHeader carries the cluster secret on every cluster and registry call.
@@ -39,7 +40,7 @@ func WithSecret(secret string) grpc.DialOption {
 // per authLogEvery with the number of refusals it stands for, so a
 // scanner cannot flood the log.
 func RequireSecret(secret string, log *slog.Logger) []grpc.ServerOption {
-	refused := &refusalLog{log: log}
+	refused := &refusalLog{log: log, rate: lograte.Limiter{Every: authLogEvery}}
 	check := func(ctx context.Context, method string) error {
 		md, _ := metadata.FromIncomingContext(ctx)
 		got := md.Get(SecretHeader)
@@ -70,25 +71,15 @@ const authLogEvery = 10 * time.Second
 
 // refusalLog rate-limits the log lines about refused cluster calls.
 type refusalLog struct {
-	log *slog.Logger
-
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
+	log  *slog.Logger
+	rate lograte.Limiter
 }
 
 func (r *refusalLog) note(ctx context.Context, method string, missing bool) {
-	now := time.Now()
-	r.mu.Lock()
-	if !r.last.IsZero() && now.Sub(r.last) < authLogEvery {
-		r.suppressed++
-		r.mu.Unlock()
+	ok, earlier := r.rate.Allow()
+	if !ok {
 		return
 	}
-	r.last = now
-	earlier := r.suppressed
-	r.suppressed = 0
-	r.mu.Unlock()
 	from := "unknown"
 	if p, ok := grpcpeer.FromContext(ctx); ok && p.Addr != nil {
 		from = p.Addr.String()
