@@ -610,12 +610,13 @@ func TestRemoteHostKeys(t *testing.T) {
 	}
 }
 
-// TestRemoteUpload: hosts whose base directory is private (an empty tmpfs
-// each): the first start uploads the binary once per host, the second
-// finds it there by its checksum and skips it; logs are read over SSH.
-func TestRemoteUpload(t *testing.T) {
-	root := t.TempDir()
-	base := filepath.Join(root, "base")
+// baseWithGame makes a base directory (under a test's own root) holding
+// the chat game as bin/chat, for hosts whose base is private: the master
+// uploads from there. It returns the root, the base and the game's bytes.
+func baseWithGame(t *testing.T) (root, base string, game []byte) {
+	t.Helper()
+	root = t.TempDir()
+	base = filepath.Join(root, "base")
 	if err := os.MkdirAll(filepath.Join(base, "bin"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -626,6 +627,14 @@ func TestRemoteUpload(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(base, "bin", "chat"), game, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	return root, base, game
+}
+
+// TestRemoteUpload: hosts whose base directory is private (an empty tmpfs
+// each): the first start uploads the binary once per host, the second
+// finds it there by its checksum and skips it; logs are read over SSH.
+func TestRemoteUpload(t *testing.T) {
+	_, base, _ := baseWithGame(t)
 	h := startNetHosts(t, 3, base)
 	c := newRemoteCluster(t, h, remoteOpts{servers: remoteServers, base: base, binary: "bin/chat", upload: true})
 	for round := 1; round <= 2; round++ {
@@ -821,18 +830,7 @@ port = 6050
 // build beside the binary and started from it; once both run it, it takes
 // the binary's place on every host, so a later restart runs it too.
 func TestRemoteRollingUpdate(t *testing.T) {
-	root := t.TempDir()
-	base := filepath.Join(root, "base")
-	if err := os.MkdirAll(filepath.Join(base, "bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	game, err := os.ReadFile(binPath("chat"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(base, "bin", "chat"), game, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	root, base, game := baseWithGame(t)
 	h := startNetHosts(t, 2, base)
 	servers := `
 [remote.rolling]

@@ -49,6 +49,17 @@ port = %d
 group = "b"
 `
 
+// ownGame copies the test game for one cluster: the update replaces the
+// binary a cluster runs, so each has its own.
+func ownGame(t *testing.T, game string) string {
+	t.Helper()
+	own := filepath.Join(t.TempDir(), "game")
+	if err := copyFileAtomic(game, own, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return own
+}
+
 // variantBin builds the test game again as another build.
 func variantBin(t *testing.T, v string) string {
 	t.Helper()
@@ -67,12 +78,7 @@ func variantBin(t *testing.T, v string) string {
 func TestRollingUpdate(t *testing.T) {
 	t.Parallel()
 	game, cli := bins(t)
-	// The cluster runs its own copy of the game: the update replaces it.
-	dir := t.TempDir()
-	own := filepath.Join(dir, "game")
-	if err := copyFileAtomic(game, own, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	own := ownGame(t, game)
 	c := newCluster(t, own, twoGroups)
 	runMaster(t, c)
 	cl := dial(t, c)
@@ -174,11 +180,7 @@ func TestRollingUpdate(t *testing.T) {
 func TestRollingUpdateResumesAfterMasterKill(t *testing.T) {
 	t.Parallel()
 	game, cli := bins(t)
-	dir := t.TempDir()
-	own := filepath.Join(dir, "game")
-	if err := copyFileAtomic(game, own, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	own := ownGame(t, game)
 	c := newCluster(t, own, strings.Replace(twoGroups, `drainTimeout = "3s"`, `drainTimeout = "20s"`, 1))
 	flags := []string{"--env=test", "--config", c.path}
 	if out, err := runCLI(t, cli, append([]string{"start", "--daemon"}, flags...)...); err != nil {
@@ -250,11 +252,7 @@ func TestRollingUpdateResumesAfterMasterKill(t *testing.T) {
 func TestRollingUpdateOtherGroupKeepsItsBuild(t *testing.T) {
 	t.Parallel()
 	game, cli := bins(t)
-	dir := t.TempDir()
-	own := filepath.Join(dir, "game")
-	if err := copyFileAtomic(game, own, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	own := ownGame(t, game)
 	topo := strings.Replace(twoGroups, `drainTimeout = "3s"`, `drainTimeout = "6s"`, 1)
 	topo = strings.Replace(topo, "id = \"chat-a\"\n", "id = \"chat-a\"\nautoRestart = true\n", 1)
 	c := newCluster(t, own, topo)
