@@ -1,6 +1,7 @@
 package master
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -63,7 +64,7 @@ func parseSample(r io.Reader, at time.Time) (metricsSample, error) {
 	for le, n := range byLE {
 		s.buckets = append(s.buckets, bucket{le, n})
 	}
-	slices.SortFunc(s.buckets, func(a, b bucket) int { return cmpFloat(a.le, b.le) })
+	slices.SortFunc(s.buckets, func(a, b bucket) int { return cmp.Compare(a.le, b.le) })
 	return s, nil
 }
 
@@ -79,16 +80,6 @@ func addHistogram(byLE map[float64]float64, h *dto.Histogram) {
 		}
 	}
 	byLE[math.Inf(1)] += float64(h.GetSampleCount())
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // between computes the request rate (per second) and the p99 (seconds)

@@ -115,6 +115,12 @@ func (m *Membership) rebuild() {
 		}
 	}
 	byID := func(a, b Member) int { return compareIDs(a.ID, b.ID) }
+	for _, list := range v.eligible {
+		slices.SortFunc(list, byID)
+	}
+	for _, list := range v.serving {
+		slices.SortFunc(list, byID)
+	}
 	v.everyone = v.eligible
 	if m.group != "" {
 		v.everyone = make(map[string][]Member, len(v.eligible))
@@ -127,26 +133,14 @@ func (m *Membership) rebuild() {
 				inGroup[mem.Type] = true
 			}
 		}
-		scope := func(lists map[string][]Member) {
+		other := func(mem Member) bool { return mem.Group != "" && mem.Group != m.group }
+		for _, lists := range []map[string][]Member{v.eligible, v.serving} {
 			for typ, list := range lists {
 				if inGroup[typ] {
-					lists[typ] = slices.DeleteFunc(list, func(mem Member) bool { return mem.Group != "" && mem.Group != m.group })
+					lists[typ] = slices.DeleteFunc(list, other) // keeps the order
 				}
 			}
 		}
-		scope(v.eligible)
-		scope(v.serving)
-	}
-	for _, list := range v.eligible {
-		slices.SortFunc(list, byID)
-	}
-	if m.group != "" {
-		for _, list := range v.everyone {
-			slices.SortFunc(list, byID)
-		}
-	}
-	for _, list := range v.serving {
-		slices.SortFunc(list, byID)
 	}
 	m.view.Store(v)
 	m.version.Add(1)
