@@ -541,21 +541,17 @@ func (m *Master) install(ctx context.Context, u *updateState, ids []string, p *p
 		}
 		p.send(fmt.Sprintf("installed build %s as %s", short12(u.Build), next), false)
 	}
-	for _, host := range m.remoteHostsOf(ids) {
-		l, err := m.hosts.launcher(host)
+	ins, err := m.remoteInstallers(ids)
+	if err != nil {
+		return err
+	}
+	for _, hi := range ins {
+		copied, err := hi.in.Install(ctx, hi.host, next, u.Build, next, 0o755)
 		if err != nil {
-			return err
-		}
-		in, ok := l.(launch.Installer)
-		if !ok {
-			continue
-		}
-		copied, err := in.Install(ctx, host, next, u.Build, next, 0o755)
-		if err != nil {
-			return fmt.Errorf("upload to %s: %w", host, err)
+			return fmt.Errorf("upload to %s: %w", hi.host, err)
 		}
 		if copied {
-			p.send(fmt.Sprintf("%s: uploaded build %s", host, short12(u.Build)), false)
+			p.send(fmt.Sprintf("%s: uploaded build %s", hi.host, short12(u.Build)), false)
 		}
 	}
 	return nil
@@ -585,20 +581,16 @@ func (m *Master) finishInstall(ctx context.Context, u *updateState, p *progress)
 		}
 	}
 	m.mu.Unlock()
-	for _, host := range m.remoteHostsOf(ids) {
-		l, err := m.hosts.launcher(host)
-		if err != nil {
-			return err
+	ins, err := m.remoteInstallers(ids)
+	if err != nil {
+		return err
+	}
+	for _, hi := range ins {
+		if _, err := hi.in.Install(ctx, hi.host, prevPath, u.Prev, prevPath, 0o755); err != nil && fileExists(prevPath) {
+			return fmt.Errorf("keep the previous binary on %s: %w", hi.host, err)
 		}
-		in, ok := l.(launch.Installer)
-		if !ok {
-			continue
-		}
-		if _, err := in.Install(ctx, host, prevPath, u.Prev, prevPath, 0o755); err != nil && fileExists(prevPath) {
-			return fmt.Errorf("keep the previous binary on %s: %w", host, err)
-		}
-		if _, err := in.Install(ctx, host, m.binary, u.Build, m.binary, 0o755); err != nil {
-			return fmt.Errorf("install build %s on %s: %w", short12(u.Build), host, err)
+		if _, err := hi.in.Install(ctx, hi.host, m.binary, u.Build, m.binary, 0o755); err != nil {
+			return fmt.Errorf("install build %s on %s: %w", short12(u.Build), hi.host, err)
 		}
 	}
 	m.groupBin.Store(nil)
@@ -606,18 +598,36 @@ func (m *Master) finishInstall(ctx context.Context, u *updateState, p *progress)
 	return nil
 }
 
-// remoteHostsOf returns the other hosts the servers run on.
-func (m *Master) remoteHostsOf(ids []string) []string {
+// hostInstaller is a remote host and the launcher that installs files there.
+type hostInstaller struct {
+	host string
+	in   launch.Installer
+}
+
+// remoteInstallers returns the other hosts the servers run on, sorted,
+// with their installers (hosts whose launcher installs nothing are left
+// out).
+func (m *Master) remoteInstallers(ids []string) ([]hostInstaller, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []string
+	var hosts []string
 	for _, id := range ids {
-		if srv := m.servers[id]; srv != nil && !isLocalHost(srv.cfg.Host) && !slices.Contains(out, srv.cfg.Host) {
-			out = append(out, srv.cfg.Host)
+		if srv := m.servers[id]; srv != nil && !isLocalHost(srv.cfg.Host) && !slices.Contains(hosts, srv.cfg.Host) {
+			hosts = append(hosts, srv.cfg.Host)
 		}
 	}
-	slices.Sort(out)
-	return out
+	m.mu.Unlock()
+	slices.Sort(hosts)
+	var out []hostInstaller
+	for _, host := range hosts {
+		l, err := m.hosts.launcher(host)
+		if err != nil {
+			return nil, err
+		}
+		if in, ok := l.(launch.Installer); ok {
+			out = append(out, hostInstaller{host, in})
+		}
+	}
+	return out, nil
 }
 
 // resumeUpdate finishes an update a previous master left half-way, once
