@@ -268,6 +268,9 @@ func (m *Master) heartbeat(s *session, hb *masterpb.Heartbeat) {
 	}
 	srv.lastSeen = time.Now()
 	srv.conns, srv.connsAt = hb.GetConnections(), srv.lastSeen
+	if srv.draining {
+		m.notifyLocked() // a drain waits on this server's session count
+	}
 	st := hb.GetState()
 	if srv.draining && st == masterpb.ServerState_RUNNING {
 		st = masterpb.ServerState_DRAINING // sent before it heard the drain command

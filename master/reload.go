@@ -397,10 +397,6 @@ func (m *Master) removeServers(ctx context.Context, ids []string, reason string,
 func (m *Master) waitDrained(ctx context.Context, ids []string, d time.Duration, reason string, p *progress) error {
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
-	// Session counts come with heartbeats, which wake nobody: look again
-	// every so often.
-	recount := time.NewTicker(250 * time.Millisecond)
-	defer recount.Stop()
 	begin := time.Now()
 	for {
 		m.mu.Lock()
@@ -429,8 +425,6 @@ func (m *Master) waitDrained(ctx context.Context, ids []string, d time.Duration,
 		}
 		select {
 		case <-ch:
-			continue
-		case <-recount.C:
 			continue
 		case <-deadline.C:
 			p.send(fmt.Sprintf("%d sessions still there after drainTimeout (%s): stopping, they are kicked with %q", left, d, reason), false)
