@@ -472,15 +472,45 @@ func (l *ledger) send(ctx context.Context, s *fsession, msg string) {
 	// made and was still connected when it was answered.
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	fs := &fsend{msg: msg, phase: l.phase, from: s, sent: sent, answered: answered}
-	for _, m := range l.byRoom[s.room] {
+	fs := &fsend{msg: msg, phase: l.phase, from: s, sent: sent, answered: answered, due: dueAmong(l.byRoom[s.room], sent, answered)}
+	l.sends = append(l.sends, fs)
+}
+
+// dueAmong returns the members a send's push is due to: those that had
+// entered before the send was made and were still connected when it was
+// answered.
+func dueAmong(members []*fsession, sent, answered time.Time) []*fsession {
+	var due []*fsession
+	for _, m := range members {
 		if m.entered.Before(sent) {
 			if e := m.endedAt(); e.IsZero() || e.After(answered) {
-				fs.due = append(fs.due, m)
+				due = append(due, m)
 			}
 		}
 	}
-	l.sends = append(l.sends, fs)
+	return due
+}
+
+// Outcomes of a due push.
+const (
+	pushDelivered = iota
+	pushClosed    // not delivered, but its session ended within the grace
+	pushLost
+)
+
+// outcome says what became of fs's push to m, and when m's session ended
+// (zero if it did not).
+func (fs *fsend) outcome(m *fsession, grace time.Duration) (int, time.Time) {
+	m.mu.Lock()
+	got, ended := m.got[fs.msg], m.ended
+	m.mu.Unlock()
+	switch {
+	case got:
+		return pushDelivered, ended
+	case !ended.IsZero() && ended.Sub(fs.answered) <= grace:
+		return pushClosed, ended
+	}
+	return pushLost, ended
 }
 
 // waitAllEntered waits until every user has a connected, entered session.
@@ -536,13 +566,11 @@ func (l *ledger) report(restarts map[string]time.Duration) {
 		st.sends++
 		for _, m := range fs.due {
 			st.due++
-			m.mu.Lock()
-			got, ended := m.got[fs.msg], m.ended
-			m.mu.Unlock()
-			switch {
-			case got:
+			o, ended := fs.outcome(m, faultGrace)
+			switch o {
+			case pushDelivered:
 				st.delivered++
-			case !ended.IsZero() && ended.Sub(fs.answered) <= faultGrace:
+			case pushClosed:
 				st.closed++
 			default:
 				st.lost++

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -271,34 +270,16 @@ func TestRollingUpdateBehindHAProxy(t *testing.T) {
 	at = time.Now()
 	upd := exec.Command(binPath("master"), "update", "--env=development", "--config", cl.Config, "--binary", v3)
 	upd.Dir = dir
-	pr, pw := io.Pipe()
-	upd.Stdout, upd.Stderr = pw, pw
+	var updOut LogBuffer
+	upd.Stdout, upd.Stderr = &updOut, &updOut
 	if err := upd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	updDone := make(chan error, 1)
-	go func() { err := upd.Wait(); pw.Close(); updDone <- err }()
-	var updOut strings.Builder // the reader's until readDone is closed
-	sawDrain, readDone := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(readDone)
-		sc := bufio.NewScanner(pr)
-		once := sync.OnceFunc(func() { close(sawDrain) })
-		for sc.Scan() {
-			updOut.WriteString(sc.Text() + "\n")
-			if strings.Contains(sc.Text(), "group b: draining") {
-				once()
-			}
-		}
-		io.Copy(io.Discard, pr)
-	}()
-	select {
-	case <-sawDrain:
-	case err := <-updDone:
-		t.Fatalf("master update ended before group b drained: %v", err)
-	case <-time.After(60 * time.Second):
+	updDone, exited := make(chan error, 1), make(chan struct{})
+	go func() { err := upd.Wait(); close(exited); updDone <- err }()
+	if _, err := updOut.Wait(60*time.Second, exited, "group b: draining"); err != nil {
 		upd.Process.Kill()
-		t.Fatal("master update: group b not draining after 60s")
+		t.Fatalf("master update: group b not draining: %v\n%s", err, updOut.String())
 	}
 	time.Sleep(2 * time.Second) // in the middle of the drain
 	masterPid := readPid(t, filepath.Join(dir, "run", "development.master.pid"))
@@ -311,7 +292,6 @@ func TestRollingUpdateBehindHAProxy(t *testing.T) {
 	}
 	select {
 	case err := <-updDone:
-		<-readDone
 		t.Logf("master update, its master killed -9 %v after it began: exit %v; its output:\n%s", killedAt.Sub(at).Round(100*time.Millisecond), err, updOut.String())
 	case <-time.After(30 * time.Second):
 		upd.Process.Kill()
@@ -450,15 +430,8 @@ func (b *rollBook) send(ctx context.Context, s *fsession, msg string) error {
 		b.sendsOK = map[string]int{}
 	}
 	b.sendsOK[b.phase]++
-	fs := &fsend{msg: msg, phase: b.phase, from: s, sent: sent, answered: answered}
-	for _, m := range b.byKey[s.room] {
-		if m.entered.Before(sent) {
-			if e := m.endedAt(); e.IsZero() || e.After(answered) {
-				fs.due = append(fs.due, m)
-			}
-		}
-	}
-	b.sends = append(b.sends, fs)
+	b.sends = append(b.sends, &fsend{msg: msg, phase: b.phase, from: s, sent: sent, answered: answered,
+		due: dueAmong(b.byKey[s.room], sent, answered)})
 	return nil
 }
 
@@ -619,13 +592,11 @@ func (b *rollBook) report() {
 		}
 		for _, m := range fs.due {
 			st.due++
-			m.mu.Lock()
-			got, ended := m.got[fs.msg], m.ended
-			m.mu.Unlock()
-			switch {
-			case got:
+			o, ended := fs.outcome(m, rollGrace)
+			switch o {
+			case pushDelivered:
 				st.delivered++
-			case !ended.IsZero() && ended.Sub(fs.answered) <= rollGrace:
+			case pushClosed:
 				st.closed++
 			default:
 				st.lost++
@@ -720,7 +691,7 @@ func startHAProxyProc(t *testing.T, bin, dir, cfg string) {
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var out syncBuf
+	var out LogBuffer
 	cmd := exec.Command(bin, "-f", path, "-db")
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -740,23 +711,6 @@ func startHAProxyProc(t *testing.T, bin, dir, cfg string) {
 		t.Fatalf("haproxy exited at start: %v\n%s\n%s", cmd.ProcessState, cfg, out.String())
 	case <-time.After(300 * time.Millisecond):
 	}
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // showServersState asks HAProxy's runtime API directly, for the log.
