@@ -30,27 +30,16 @@ func newLogger(w io.Writer, flagFormat, envFormat string, level slog.Level) (*sl
 	}
 }
 
-// measureForward counts the client messages frontends forward to this
-// backend, by route and code, and times its handlers (not the client's
-// round trip: the frontend that received the request counts that).
-func measureForward(m *metrics.Server, fn func(context.Context, *clusterpb.ForwardRequest) *clusterpb.ForwardReply) func(context.Context, *clusterpb.ForwardRequest) *clusterpb.ForwardReply {
+// measured counts the messages frontends forward to this backend (and the
+// remotes called on it), by route and code, and times its handlers (not
+// the client's round trip: the frontend that received the request counts
+// that).
+func measured[Req interface{ GetRoute() string }, Rep interface{ GetError() *clusterpb.Error }](
+	m *metrics.Server, fn func(context.Context, Req) Rep) func(context.Context, Req) Rep {
 	if m == nil {
 		return fn
 	}
-	return func(ctx context.Context, req *clusterpb.ForwardRequest) *clusterpb.ForwardReply {
-		start := time.Now()
-		rep := fn(ctx, req)
-		m.Handled(req.GetRoute(), replyCode(rep.GetError()), time.Since(start))
-		return rep
-	}
-}
-
-// measureCall is measureForward for remotes.
-func measureCall(m *metrics.Server, fn func(context.Context, *clusterpb.CallRequest) *clusterpb.CallReply) func(context.Context, *clusterpb.CallRequest) *clusterpb.CallReply {
-	if m == nil {
-		return fn
-	}
-	return func(ctx context.Context, req *clusterpb.CallRequest) *clusterpb.CallReply {
+	return func(ctx context.Context, req Req) Rep {
 		start := time.Now()
 		rep := fn(ctx, req)
 		m.Handled(req.GetRoute(), replyCode(rep.GetError()), time.Since(start))

@@ -214,7 +214,7 @@ func (r *runner) run(ctx context.Context, secret, master string) error {
 	}
 	back := backend.New(backend.Config{ID: self.ID, Handlers: a.handlers, Remotes: a.remotes, Cluster: node, Logger: r.roleLog})
 	r.back = back
-	handlers := rpc.Handlers{Call: measureCall(r.met, back.Call), Gone: back.Gone}
+	handlers := rpc.Handlers{Call: measured(r.met, back.Call), Gone: back.Gone}
 	if st, ok := a.stateful[self.Type]; ok {
 		handlers.Holds = back.Holds
 		if st.holds != nil {
@@ -256,7 +256,7 @@ func (r *runner) run(ctx context.Context, secret, master string) error {
 			r.met.CountSessions(front.Len)
 		}
 	} else {
-		handlers.Forward = measureForward(r.met, back.Forward)
+		handlers.Forward = measured(r.met, back.Forward)
 	}
 
 	a.mu.Lock()
