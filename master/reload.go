@@ -93,13 +93,23 @@ func (m *Master) reloadable(env *config.Env) error {
 	return nil
 }
 
+// beginChange takes the right to change the topology or the build (one
+// reload, add, remove or update at a time); done gives it back.
+func (m *Master) beginChange() (done func(), err error) {
+	if !m.changing.TryLock() {
+		return nil, status.Error(codes.FailedPrecondition, "another update, reload, add or remove is under way")
+	}
+	return m.changing.Unlock, nil
+}
+
 // Reload re-reads servers.toml and applies the difference.
 func (a adminService) Reload(_ *masterpb.ReloadRequest, st grpc.ServerStreamingServer[masterpb.Progress]) error {
 	m := a.m
-	if !m.changing.TryLock() {
-		return status.Error(codes.FailedPrecondition, "another reload, add or remove is under way")
+	done, err := m.beginChange()
+	if err != nil {
+		return err
 	}
-	defer m.changing.Unlock()
+	defer done()
 	data, err := os.ReadFile(m.cfgAbs)
 	if err != nil {
 		return status.Errorf(codes.InvalidArgument, "nothing changed: %v", err)
@@ -165,10 +175,11 @@ func list(ids []string) string {
 // Add adds one server (not in servers.toml) and starts it.
 func (a adminService) Add(req *masterpb.AddRequest, st grpc.ServerStreamingServer[masterpb.Progress]) error {
 	m := a.m
-	if !m.changing.TryLock() {
-		return status.Error(codes.FailedPrecondition, "another reload, add or remove is under way")
+	done, err := m.beginChange()
+	if err != nil {
+		return err
 	}
-	defer m.changing.Unlock()
+	defer done()
 	s, err := config.ServerFromFields(req.GetFields())
 	if err != nil {
 		return status.Errorf(codes.InvalidArgument, "add: %v", err)
@@ -187,10 +198,11 @@ func (a adminService) Add(req *masterpb.AddRequest, st grpc.ServerStreamingServe
 // Remove drains the selected servers, stops them and forgets them.
 func (a adminService) Remove(req *masterpb.StopRequest, st grpc.ServerStreamingServer[masterpb.Progress]) error {
 	m := a.m
-	if !m.changing.TryLock() {
-		return status.Error(codes.FailedPrecondition, "another reload, add or remove is under way")
+	done, err := m.beginChange()
+	if err != nil {
+		return err
 	}
-	defer m.changing.Unlock()
+	defer done()
 	ts, err := m.targets(req.GetSelect())
 	if err != nil {
 		return err

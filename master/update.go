@@ -116,10 +116,11 @@ func short12(sum string) string {
 // Update runs a rolling update, or resumes one.
 func (a adminService) Update(req *masterpb.UpdateRequest, st grpc.ServerStreamingServer[masterpb.Progress]) error {
 	m := a.m
-	if !m.changing.TryLock() {
-		return status.Error(codes.FailedPrecondition, "another update, reload, add or remove is under way")
+	done, err := m.beginChange()
+	if err != nil {
+		return err
 	}
-	defer m.changing.Unlock()
+	defer done()
 	p := &progress{st: st}
 	defer m.forward(p)()
 	u, err := m.readUpdate()
