@@ -19,7 +19,11 @@
 # ROOMS (10), DURATION (20s), WARMUP (2s), TRANSPORT (ws|tcp), TARGETS
 # ("all peer"), PEER_DIR (the pomelo-chat peer), SHADDOCK_PIDS (pids to
 # account instead of parsing `bin/master list`), QUIET_MAX / QUIET_PCT (wait
-# for an idle machine before each run, see lib.sh).
+# for an idle machine before each run, see lib.sh), ROUNDS (1; with 3 or
+# more the table shows medians, the rounds interleaving the systems), RATE (total sends per
+# second, open loop; empty = closed loop), SCHED_NEUTRAL (1: autogroups off
+# for the run, so every system gets the same share of the CPUs however it
+# was launched; see sched_neutral in lib.sh).
 # The script stops what it started (bin/master stop, the peer's stop.sh, which
 # touches only its recorded pids), also on error or Ctrl-C.
 set -euo pipefail
@@ -44,6 +48,8 @@ TARGETS="${TARGETS:-all peer}"
 PEER_DIR="${PEER_DIR:-$ROOT/../shared/peers/pomelo-chat}"
 POMELO_RUN="${POMELO_CHAT_RUN:-/tmp/peers/pomelo-chat-run}"
 ROBOT_PROCS="${ROBOT_PROCS:-1}"
+ROUNDS="${ROUNDS:-1}"   # every system runs once per round; the table shows medians
+RATE="${RATE:-}"   # total sends per second (open loop); empty = closed loop
 WS=true; [ "$TRANSPORT" = tcp ] && WS=false
 
 command -v jq >/dev/null || { echo "chat.sh: jq is required for the table" >&2; exit 1; }
@@ -70,7 +76,8 @@ stop_system() {
     pomelo-*) timeout 60 "$PEER_DIR/stop.sh" >>"$OUT/$s.log" 2>&1 || echo "stop.sh failed; see $OUT/$s.log" >&2 ;;
   esac
 }
-trap stop_system EXIT
+trap 'stop_system; sched_restore' EXIT
+sched_neutral
 trap 'exit 130' INT TERM
 
 # shaddock_pids prints ID=PID for every server of `bin/master list` (the ID is
@@ -146,21 +153,43 @@ if [[ " $SYSTEMS " == *" shaddock-base "* ]]; then
   fi
 fi
 
-for sys in $SYSTEMS; do
-  if ! start_system "$sys"; then
-    echo "$sys did not start (see $OUT/$sys.log): skipped" >&2
+# ROUNDS rounds, each running every system once, so that a slow spell of a
+# shared machine hits all systems alike; the table shows per-field medians.
+for round in $(seq 1 "$ROUNDS"); do
+  for sys in $SYSTEMS; do
+    [[ " $SKIPPED " == *" $sys "* ]] && continue
+    if ! start_system "$sys"; then
+      echo "$sys did not start (see $OUT/$sys.log): skipped" >&2
+      stop_system
+      SKIPPED="$SKIPPED $sys"
+      continue
+    fi
+    for target in $TARGETS; do
+      wait_quiet
+      echo "== round $round/$ROUNDS, $sys: robot chat -target $target ($USERS users, $ROOMS rooms, $DURATION, $TRANSPORT${RATE:+, $RATE req/s open loop})" >&2
+      GOMAXPROCS="$ROBOT_PROCS" "$OUT/bin/robot" chat -gate 127.0.0.1:3014 -ws="$WS" -users "$USERS" -rooms "$ROOMS" -duration "$DURATION" \
+        -warmup "$WARMUP" -target "$target" ${RATE:+-rate "$RATE"} "${CPU_ARGS[@]}" -json "$OUT/$sys-$target-r$round.json" | tee "$OUT/$sys-$target-r$round.txt" \
+        || echo "robot chat: exit status $? (see the errors above)" >&2
+    done
     stop_system
-    SKIPPED="$SKIPPED $sys"
-    continue
-  fi
-  for target in $TARGETS; do
-    wait_quiet
-    echo "== $sys: robot chat -target $target ($USERS users, $ROOMS rooms, $DURATION, $TRANSPORT)" >&2
-    GOMAXPROCS="$ROBOT_PROCS" "$OUT/bin/robot" chat -gate 127.0.0.1:3014 -ws="$WS" -users "$USERS" -rooms "$ROOMS" -duration "$DURATION" \
-      -warmup "$WARMUP" -target "$target" "${CPU_ARGS[@]}" -json "$OUT/$sys-$target.json" | tee "$OUT/$sys-$target.txt" \
-      || echo "robot chat: exit status $? (see the errors above)" >&2
   done
-  stop_system
+done
+
+# $sys-$target.json: the median of each field over the rounds (errors summed).
+for sys in $SYSTEMS; do
+  for target in $TARGETS; do
+    files=("$OUT/$sys-$target"-r*.json)
+    [ -f "${files[0]}" ] || continue
+    jq -s 'def med(f): (map(f) | sort) as $v | $v[(($v | length) - 1) / 2 | floor];
+      {rounds: length, req_per_s_all: map(.req_per_s),
+       server_us_per_req_all: map(.cpu.server_cpu_s_per_10k_req * 100),
+       req_per_s: med(.req_per_s), pushes_per_s: med(.pushes_per_s), delivered_pct: med(.delivered_pct),
+       round_trip: {p50_ms: med(.round_trip.p50_ms), p99_ms: med(.round_trip.p99_ms), max_ms: med(.round_trip.max_ms)},
+       cpu: {server_cpu_pct: med(.cpu.server_cpu_pct), server_cpu_s_per_10k_req: med(.cpu.server_cpu_s_per_10k_req),
+             robot_cpu_s_per_10k_req: med(.cpu.robot_cpu_s_per_10k_req), robot_cpu_pct: med(.cpu.robot_cpu_pct),
+             other_cpu_pct: med(.cpu.other_cpu_pct)},
+       error_count: (map(.error_count) | add)}' "${files[@]}" >"$OUT/$sys-$target.json"
+  done
 done
 
 # The table.
@@ -184,7 +213,9 @@ ratio() { # ratio TARGET OTHER: shaddock / OTHER for req/s, p99, server and robo
      r($a[0].cpu.robot_cpu_s_per_10k_req; $b[0].cpu.robot_cpu_s_per_10k_req)] | join("|")'
 }
 echo
-echo "chat benchmark: $USERS users, $ROOMS rooms, $DURATION closed loop, $TRANSPORT, $(nproc) CPUs shared by servers and robot; results in $OUT"
+loop="closed loop"; [ -z "$RATE" ] || loop="open loop at $RATE req/s"
+sched="autogroups as set"; [ -z "$SCHED_AUTOGROUP_SAVED" ] || sched="autogroups off"
+echo "chat benchmark: $USERS users, $ROOMS rooms, $DURATION $loop, $TRANSPORT, $(nproc) CPUs shared by servers and robot ($sched); medians of $ROUNDS round(s); results in $OUT"
 [ -z "$SKIPPED" ] || echo "skipped (did not build or start):$SKIPPED"
 {
   echo "system|target|req/s|p50 ms|p99 ms|max ms|pushes/s|delivered %|server CPU %|server CPU µs/req|robot CPU µs/req|robot CPU %|other CPU %|errors"
@@ -194,6 +225,16 @@ echo "chat benchmark: $USERS users, $ROOMS rooms, $DURATION closed loop, $TRANSP
     done
   done
 } | column -t -s'|'
+if [ "$ROUNDS" -gt 1 ]; then
+  echo
+  echo "each round (req/s, server CPU µs/req):"
+  for sys in $SYSTEMS; do
+    for target in $TARGETS; do
+      [ -f "$OUT/$sys-$target.json" ] && jq -r --arg s "$sys" --arg t "$target" \
+        '"  \($s) \($t): " + ([.req_per_s_all, .server_us_per_req_all] | transpose | map("\(.[0] | round) / \(.[1] | round)") | join(", "))' "$OUT/$sys-$target.json"
+    done
+  done
+fi
 if [[ " $SYSTEMS " == *" shaddock "* ]]; then
   echo
   {

@@ -41,7 +41,8 @@ stop_server() {
   kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 }
-trap stop_server EXIT
+trap 'stop_server; sched_restore' EXIT
+sched_neutral
 trap 'exit 130' INT TERM
 
 # start_server NAME ARGS...: starts the echo connector on a free port; sets

@@ -33,3 +33,27 @@ wait_quiet() {
     echo "machine busy (${p}% of a core); waiting for it to settle" >&2
   done
 }
+
+# Scheduling: with the kernel's autogroups (sched_autogroup_enabled=1, the
+# Debian default) CPU time is shared first between sessions, then between
+# their threads. The master starts each server in a session of its own
+# (setsid), Pomelo's development mode and older shaddock builds keep every
+# server in the master's session, and the robot is in the shell's: the same
+# code then gets a different share of the two cores depending on how it was
+# launched, and a closed loop's throughput and CPU per request follow that
+# share (the robot starved at 1/6 of the machine sends less, so less is
+# batched). sched_neutral turns autogroups off for the run, so every thread
+# of every system competes alike, and sched_restore puts the setting back.
+SCHED_AUTOGROUP_SAVED=""
+sched_neutral() {
+  local f=/proc/sys/kernel/sched_autogroup_enabled
+  [ "${SCHED_NEUTRAL:-1}" = 1 ] && [ -w "$f" ] || { echo "scheduling: autogroups as they are ($(cat "$f" 2>/dev/null || echo n/a))" >&2; return 0; }
+  SCHED_AUTOGROUP_SAVED="$(cat "$f")"
+  echo 0 >"$f"
+  echo "scheduling: autogroups off for the run (was $SCHED_AUTOGROUP_SAVED; SCHED_NEUTRAL=0 keeps them)" >&2
+}
+sched_restore() {
+  [ -n "$SCHED_AUTOGROUP_SAVED" ] || return 0
+  echo "$SCHED_AUTOGROUP_SAVED" >/proc/sys/kernel/sched_autogroup_enabled
+  SCHED_AUTOGROUP_SAVED=""
+}
