@@ -200,14 +200,33 @@ func (s *Session) writeOut(wait bool) {
 
 func (s *Session) writeOutWaiting() { s.writeOut(true) }
 
-// appendFrames appends the batch to buf as the bytes to write: WebSocket
-// connections get one binary frame per package.
+// appendFrames appends the batch to buf as the bytes to write. On WebSocket
+// connections the packages of a batch share one binary frame (a run of them
+// between raw entries, which are written as they are): Pomelo's clients
+// decode every package a frame holds, and a client pays per frame (a
+// message event, a decode call), so a burst of pushes costs it one frame
+// rather than one per package.
 func (s *Session) appendFrames(batch []outbound, buf []byte) []byte {
-	for _, o := range batch {
-		if s.ws && !o.raw {
-			buf = appendWSHeader(buf, len(o.b))
+	if !s.ws {
+		for _, o := range batch {
+			buf = append(buf, o.b...)
 		}
-		buf = append(buf, o.b...)
+		return buf
+	}
+	for i := 0; i < len(batch); {
+		if batch[i].raw {
+			buf = append(buf, batch[i].b...)
+			i++
+			continue
+		}
+		j, n := i, 0
+		for ; j < len(batch) && !batch[j].raw; j++ {
+			n += len(batch[j].b)
+		}
+		buf = appendWSHeader(buf, n)
+		for ; i < j; i++ {
+			buf = append(buf, batch[i].b...)
+		}
 	}
 	return buf
 }
