@@ -81,7 +81,9 @@ func newPushCaller(t *testing.T, streams func() *fakePushStream, lost chan<- []u
 	t.Cleanup(g.Wait)
 	counter := &batchCounter{}
 	c := newCaller(context.Background(), g.Go, "push to fe", counter,
-		func(context.Context) (batchStream[clusterpb.PushRequest, clusterpb.PushReply], error) { return streams(), nil },
+		func(context.Context) (batchStream[clusterpb.PushRequest, clusterpb.PushReply], error) {
+			return streams(), nil
+		},
 		func(r *clusterpb.PushRequest, s uint64) { r.Seq = s },
 		func(r *clusterpb.PushReply) uint64 { return r.Seq })
 	c.ackOf = func(r *clusterpb.PushReply) uint64 { return r.Acked }
