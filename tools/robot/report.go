@@ -100,11 +100,11 @@ func writeCPU(w io.Writer, c *CPUReport) {
 				parts = append(parts, fmt.Sprintf("%s %.2f", s.Name, s.Seconds))
 			}
 		}
-		fmt.Fprintf(w, "  server CPU     %.2f s over %.1f s = %.0f%% of a core, %.3f s per 10k requests  [%s]\n",
-			c.ServerSeconds, c.WindowSeconds, c.ServerPct, c.ServerPer10k, strings.Join(parts, ", "))
+		fmt.Fprintf(w, "  server CPU     %.2f s over %.1f s = %.0f%% of a core, %.1f µs per request  [%s]\n",
+			c.ServerSeconds, c.WindowSeconds, c.ServerPct, c.ServerUSPerReq, strings.Join(parts, ", "))
 	}
-	fmt.Fprintf(w, "  robot CPU      %.2f s = %.0f%% of a core, %.3f s per 10k requests\n",
-		c.RobotSeconds, c.RobotPct, c.RobotPer10k)
+	fmt.Fprintf(w, "  robot CPU      %.2f s = %.0f%% of a core, %.1f µs per request (decoding every push)\n",
+		c.RobotSeconds, c.RobotPct, c.RobotUSPerReq)
 	fmt.Fprintf(w, "  machine CPU    %.0f%% busy of %d00%%; other processes %.0f%%\n", c.MachinePct, c.Cores, c.OtherPct)
 }
 

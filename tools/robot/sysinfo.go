@@ -213,6 +213,10 @@ type CPUReport struct {
 	RobotSeconds  float64 `json:"robot_cpu_s"`
 	RobotPct      float64 `json:"robot_cpu_pct"`
 	RobotPer10k   float64 `json:"robot_cpu_s_per_10k_req"`
+	// The same per request, in microseconds: the figure before/after
+	// comparisons quote (issue 9).
+	ServerUSPerReq float64 `json:"server_cpu_us_per_req"`
+	RobotUSPerReq  float64 `json:"robot_cpu_us_per_req"`
 	// MachinePct is the whole machine's busy CPU (100 = one core) and
 	// OtherPct the part neither the watched servers nor the robot used: other
 	// load on a shared machine skews the figures.
@@ -259,6 +263,8 @@ func (r *CPUReport) perRequests(requests int64) *CPUReport {
 	if requests > 0 {
 		r.ServerPer10k = r.ServerSeconds * 1e4 / float64(requests)
 		r.RobotPer10k = r.RobotSeconds * 1e4 / float64(requests)
+		r.ServerUSPerReq = r.ServerSeconds * 1e6 / float64(requests)
+		r.RobotUSPerReq = r.RobotSeconds * 1e6 / float64(requests)
 	}
 	return r
 }
