@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shaddock/shaddock/handler"
+	"github.com/shaddock/shaddock/internal/deadline"
 	"github.com/shaddock/shaddock/internal/routines"
 	"github.com/shaddock/shaddock/internal/workpool"
 	"github.com/shaddock/shaddock/proto/clusterpb"
@@ -400,10 +401,13 @@ func (p *peer) close() {
 	p.cc.Close()
 }
 
-// timeoutMS is the time left before ctx's deadline, for the wire.
+// withDeadline gives ctx the node's default timeout if it has no deadline,
+// and returns the time left for the wire. The context made is a lazy
+// deadline.Context: nothing arms a timer for it unless something waits on
+// Done (stream waiters do not: see lazyDeadline).
 func (n *Node) withDeadline(ctx context.Context) (context.Context, context.CancelFunc, uint32) {
 	if _, ok := ctx.Deadline(); !ok {
-		ctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
+		ctx, cancel := deadline.WithTimeout(ctx, n.cfg.Timeout)
 		return ctx, cancel, uint32(n.cfg.Timeout / time.Millisecond)
 	}
 	dl, _ := ctx.Deadline()
@@ -533,7 +537,7 @@ func (n *Node) PushMany(ctx context.Context, reqs map[string]*clusterpb.PushRequ
 			if wait {
 				waiters = &n.pushWaiters
 			}
-			in, err = p.push.start(req, waiters)
+			in, err = p.push.start(req, waiters, lazyDeadline(ctx))
 			if err != nil {
 				err = callError("push "+req.Route+" to", id, err)
 			}

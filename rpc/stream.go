@@ -7,8 +7,11 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
+
+	"github.com/shaddock/shaddock/internal/deadline"
 )
 
 // errStreamClosed fails calls waiting on a stream that ended.
@@ -156,9 +159,23 @@ type caller[Req, Rep any] struct {
 
 	mu      sync.Mutex
 	stream  *outStream[Req, Rep]
-	pending map[uint64]chan result[Rep]
+	pending map[uint64]waiter[Rep]
 	unacked []sent[Req] // in seq order
 	seq     uint64
+	// expiry fails waiters whose deadline passed (see watch): one timer for
+	// the caller, armed for the earliest deadline (expiresAt, unix nanos; 0
+	// when unarmed), instead of one per call.
+	expiry    *time.Timer
+	expiresAt int64
+	closed    bool // the peer is gone: the expiry is not re-armed
+}
+
+// waiter is a call waiting for its reply: w gets the reply or the error.
+// A deadline (unix nanos) set means the caller's expiry enforces it, and
+// the call does not watch its context.
+type waiter[Rep any] struct {
+	w        chan result[Rep]
+	deadline int64
 }
 
 // outStream is one opened stream and what is queued for it. Requests are
@@ -199,30 +216,48 @@ func newCaller[Req, Rep any](ctx context.Context, spawn func(func()) bool, name 
 	open func(context.Context) (batchStream[Req, Rep], error),
 	setSeq func(*Req, uint64), getSeq func(*Rep) uint64) *caller[Req, Rep] {
 	return &caller[Req, Rep]{name: name, open: open, setSeq: setSeq, getSeq: getSeq, ctx: ctx, spawn: spawn,
-		sent: sent, pending: make(map[uint64]chan result[Rep])}
+		sent: sent, pending: make(map[uint64]waiter[Rep])}
 }
 
 // call sends req and waits for its reply or ctx's end.
 func (c *caller[Req, Rep]) call(ctx context.Context, req *Req, waiters *waiterPool[Rep]) (*Rep, error) {
-	p, err := c.start(req, waiters)
+	p, err := c.start(req, waiters, lazyDeadline(ctx))
 	if err != nil {
 		return nil, err
 	}
 	return c.wait(ctx, p, waiters)
 }
 
+// lazyDeadline returns ctx's deadline in unix nanos when ctx is a
+// deadline.Context (whose timer is made only if somebody waits on Done):
+// the caller's expiry then enforces it, and waiting arms no timer per call.
+// 0 for other contexts, whose Done the waiter selects on (their
+// cancellation matters, and their timer, if any, exists already).
+func lazyDeadline(ctx context.Context) int64 {
+	dc, ok := ctx.(*deadline.Context)
+	if !ok {
+		return 0
+	}
+	dl, _ := dc.Deadline()
+	return dl.UnixNano()
+}
+
 // inflight is a sent request whose reply has not been collected.
 type inflight[Rep any] struct {
 	seq uint64
 	w   chan result[Rep]
+	// byExpiry: the caller's expiry enforces the deadline.
+	byExpiry bool
 }
 
 // start queues req for sending and returns without waiting for its reply,
 // so one goroutine can fan a message out to several peers and then collect
 // the replies. With waiters nil the request is one-way: nobody waits for a
 // reply of its own, and the error reports a send that failed with req in
-// it (req then went to onLost too).
-func (c *caller[Req, Rep]) start(req *Req, waiters *waiterPool[Rep]) (inflight[Rep], error) {
+// it (req then went to onLost too). A deadline dl (unix nanos, for a call
+// with waiters; 0 for none) is enforced by the caller's expiry: see
+// lazyDeadline.
+func (c *caller[Req, Rep]) start(req *Req, waiters *waiterPool[Rep], dl int64) (inflight[Rep], error) {
 	st, err := c.current()
 	if err != nil {
 		return inflight[Rep]{}, err
@@ -242,8 +277,14 @@ func (c *caller[Req, Rep]) start(req *Req, waiters *waiterPool[Rep]) (inflight[R
 	c.seq++
 	seq := c.seq
 	c.setSeq(req, seq)
+	if w == nil {
+		dl = 0
+	}
 	if w != nil {
-		c.pending[seq] = w
+		c.pending[seq] = waiter[Rep]{w: w, deadline: dl}
+		if dl != 0 {
+			c.watch(dl)
+		}
 	}
 	if c.ackOf != nil {
 		c.unacked = append(c.unacked, sent[Req]{seq, req})
@@ -257,7 +298,7 @@ func (c *caller[Req, Rep]) start(req *Req, waiters *waiterPool[Rep]) (inflight[R
 			return inflight[Rep]{}, fmt.Errorf("%s: %w: %w", c.name, errStreamClosed, err)
 		}
 	}
-	return inflight[Rep]{seq: seq, w: w}, nil
+	return inflight[Rep]{seq: seq, w: w, byExpiry: dl != 0}, nil
 }
 
 // flush sends what is queued on st, one message per take, until nothing is
@@ -299,6 +340,13 @@ func (c *caller[Req, Rep]) flush(st *outStream[Req, Rep]) error {
 
 // wait collects the reply of a started request, or gives up at ctx's end.
 func (c *caller[Req, Rep]) wait(ctx context.Context, p inflight[Rep], waiters *waiterPool[Rep]) (*Rep, error) {
+	if p.byExpiry {
+		// The reply, a failure of the stream, or the expiry's deadline
+		// error: w gets exactly one of them.
+		r := <-p.w
+		waiters.put(p.w)
+		return r.rep, r.err
+	}
 	select {
 	case r := <-p.w:
 		waiters.put(p.w)
@@ -313,6 +361,51 @@ func (c *caller[Req, Rep]) wait(ctx context.Context, p inflight[Rep], waiters *w
 		}
 		waiters.put(p.w)
 		return nil, ctx.Err()
+	}
+}
+
+// watch makes sure the expiry fires by dl (unix nanos); called with
+// mu held. Deadlines mostly arrive in increasing order, so the timer is
+// rarely moved, and it fires about once per timeout while calls are
+// answered in time (finding nothing, or a late one, to fail).
+func (c *caller[Req, Rep]) watch(dl int64) {
+	if c.expiresAt != 0 && c.expiresAt <= dl {
+		return
+	}
+	c.expiresAt = dl
+	d := time.Duration(dl - time.Now().UnixNano())
+	if c.expiry == nil {
+		c.expiry = time.AfterFunc(d, c.expire)
+		return
+	}
+	c.expiry.Reset(d)
+}
+
+// expire fails the calls whose deadline has passed with
+// context.DeadlineExceeded, as their context would have, and re-arms the
+// expiry for the earliest deadline left.
+func (c *caller[Req, Rep]) expire() {
+	now := time.Now().UnixNano()
+	var expired []chan result[Rep]
+	c.mu.Lock()
+	next := int64(0)
+	for seq, p := range c.pending {
+		switch {
+		case p.deadline == 0:
+		case p.deadline <= now:
+			expired = append(expired, p.w)
+			delete(c.pending, seq)
+		case next == 0 || p.deadline < next:
+			next = p.deadline
+		}
+	}
+	c.expiresAt = 0
+	if next != 0 && !c.closed {
+		c.watch(next)
+	}
+	c.mu.Unlock()
+	for _, w := range expired {
+		w <- result[Rep]{err: context.DeadlineExceeded}
 	}
 }
 
@@ -353,11 +446,11 @@ func (c *caller[Req, Rep]) receive(st *outStream[Req, Rep]) {
 				c.acknowledge(c.ackOf(rep))
 			}
 			seq := c.getSeq(rep)
-			w, ok := c.pending[seq]
+			p, ok := c.pending[seq]
 			if ok {
 				delete(c.pending, seq)
 			}
-			waiting = append(waiting, w)
+			waiting = append(waiting, p.w)
 		}
 		c.mu.Unlock()
 		for i, rep := range reps {
@@ -382,7 +475,7 @@ func (c *caller[Req, Rep]) fail(st *outStream[Req, Rep], err error) {
 	}
 	c.stream = nil
 	pending := c.pending
-	c.pending = make(map[uint64]chan result[Rep])
+	c.pending = make(map[uint64]waiter[Rep])
 	unacked := c.unacked
 	c.unacked = nil
 	st.q.drop() // in pending and unacked: failed and handed to onLost below
@@ -393,8 +486,8 @@ func (c *caller[Req, Rep]) fail(st *outStream[Req, Rep], err error) {
 	st.bs.closeSend()
 	st.sendMu.Unlock()
 	ferr := fmt.Errorf("%s: %w: %w", c.name, errStreamClosed, err)
-	for _, w := range pending {
-		w <- result[Rep]{err: ferr}
+	for _, p := range pending {
+		p.w <- result[Rep]{err: ferr}
 	}
 	if len(unacked) > 0 && c.onLost != nil {
 		lost := make([]*Req, len(unacked))
@@ -421,10 +514,15 @@ func (c *caller[Req, Rep]) acknowledge(seq uint64) {
 	}
 }
 
-// close ends the current stream, failing waiting calls.
+// close ends the current stream, failing waiting calls, and stops the
+// expiry.
 func (c *caller[Req, Rep]) close() {
 	c.mu.Lock()
 	st := c.stream
+	c.closed = true
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
 	c.mu.Unlock()
 	if st != nil {
 		c.fail(st, errors.New("peer closed"))

@@ -7,7 +7,10 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/shaddock/shaddock/handler"
+	"github.com/shaddock/shaddock/internal/deadline"
 	"github.com/shaddock/shaddock/internal/routines"
 	"github.com/shaddock/shaddock/proto/clusterpb"
 )
@@ -106,7 +109,7 @@ func TestQueuedRequestsLeaveAsOneMessage(t *testing.T) {
 	opened := 0
 	lost := make(chan []uint64, 1)
 	c, counter := newPushCaller(t, func() *fakePushStream { opened++; return fs }, lost)
-	push := func() error { _, err := c.start(&clusterpb.PushRequest{Route: "onChat"}, nil); return err }
+	push := func() error { _, err := c.start(&clusterpb.PushRequest{Route: "onChat"}, nil, 0); return err }
 
 	// The first push finds the stream idle: its goroutine sends, and is held
 	// in the send while 99 more are queued.
@@ -216,5 +219,50 @@ func TestConcurrentForwardsAreBatched(t *testing.T) {
 	}
 	if f.Messages >= calls || r.Messages >= calls {
 		t.Fatalf("no batching: %d forwards in %d messages, %d replies in %d", f.Items, f.Messages, r.Items, r.Messages)
+	}
+}
+
+// A call whose context is a lazy deadline.Context (as the connector gives
+// each request) waits without arming a timer of its own: the caller's one
+// expiry fails it at its deadline, as the context would have, and forgets
+// it. Earlier deadlines move the expiry forward.
+func TestLazyDeadlinesExpireWithoutATimerPerCall(t *testing.T) {
+	fe, _, _ := startNodes(t)
+	p, err := fe.peer("be-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	starts := []time.Time{}
+	for _, d := range []time.Duration{900 * time.Millisecond, 150 * time.Millisecond} {
+		ctx, cancel := deadline.WithTimeout(context.Background(), d)
+		defer cancel()
+		starts = append(starts, time.Now())
+		go func() {
+			_, err := fe.Forward(ctx, "be-1", &clusterpb.ForwardRequest{Route: "chat.h.slow", Session: &clusterpb.Session{}})
+			errs <- err
+		}()
+		if d > 200*time.Millisecond {
+			waitUntil(t, "the first call to wait", func() bool {
+				p.forward.mu.Lock()
+				defer p.forward.mu.Unlock()
+				return len(p.forward.pending) == 1
+			})
+		}
+	}
+	for i, want := range []time.Duration{150 * time.Millisecond, 900 * time.Millisecond} {
+		err := <-errs
+		var herr *handler.Error
+		if !errors.As(err, &herr) || herr.Code != handler.CodeTimeout || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("call %d: err = %v, want a 504 from the deadline", i, err)
+		}
+		if d := time.Since(starts[0]); d < want-50*time.Millisecond || d > want+time.Second {
+			t.Fatalf("call %d failed after %v, want about %v", i, d, want)
+		}
+	}
+	p.forward.mu.Lock()
+	defer p.forward.mu.Unlock()
+	if len(p.forward.pending) != 0 {
+		t.Fatalf("%d calls still pending", len(p.forward.pending))
 	}
 }
