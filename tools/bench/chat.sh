@@ -9,10 +9,13 @@
 #   shaddock        bin/master start --env=development --daemon (bin/master, bin/chat built here)
 #   pomelo-nodelay  PEER_NODELAY=1 start.sh (Nagle off: the fair CPU-bound comparison)
 #   pomelo-stock    start.sh (stock: latency-bound by delayed ACKs)
+#   shaddock-base   with BASE=<commit>: shaddock as of that commit (built from
+#                   `git archive` into $OUT/base), for before/after figures
 #
 # The robot runs with GOMAXPROCS=$ROBOT_PROCS (default 1): it shares the
 # machine with the system under test, and one core is plenty for it.
-# Env: OUT (results folder), SYSTEMS (default all three), USERS (200),
+# Env: OUT (results folder), SYSTEMS (default all three, plus shaddock-base
+# when BASE is set), BASE (a commit to compare shaddock with), USERS (200),
 # ROOMS (10), DURATION (20s), WARMUP (2s), TRANSPORT (ws|tcp), TARGETS
 # ("all peer"), PEER_DIR (the pomelo-chat peer), SHADDOCK_PIDS (pids to
 # account instead of parsing `bin/master list`), QUIET_MAX / QUIET_PCT (wait
@@ -25,7 +28,13 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # shellcheck source=tools/bench/lib.sh
 . "$ROOT/tools/bench/lib.sh"
 OUT="${OUT:-/tmp/shaddock-bench/chat-$(date +%Y%m%d-%H%M%S)}"
-SYSTEMS="${SYSTEMS:-shaddock pomelo-nodelay pomelo-stock}"
+BASE="${BASE:-}"
+if [ -n "$BASE" ]; then
+  SYSTEMS="${SYSTEMS:-shaddock-base shaddock pomelo-nodelay pomelo-stock}"
+else
+  SYSTEMS="${SYSTEMS:-shaddock pomelo-nodelay pomelo-stock}"
+fi
+BASE_DIR="$OUT/base"
 USERS="${USERS:-200}"
 ROOMS="${ROOMS:-10}"
 DURATION="${DURATION:-20s}"
@@ -57,6 +66,7 @@ stop_system() {
   echo "stopping $s" >&2
   case "$s" in
     shaddock) (cd "$ROOT" && timeout 60 bin/master stop --env=development) >>"$OUT/shaddock.log" 2>&1 || echo "bin/master stop failed; see $OUT/shaddock.log" >&2 ;;
+    shaddock-base) (cd "$BASE_DIR" && timeout 60 bin/master stop --env=development) >>"$OUT/shaddock-base.log" 2>&1 || echo "base master stop failed; see $OUT/shaddock-base.log" >&2 ;;
     pomelo-*) timeout 60 "$PEER_DIR/stop.sh" >>"$OUT/$s.log" 2>&1 || echo "stop.sh failed; see $OUT/$s.log" >&2 ;;
   esac
 }
@@ -67,9 +77,9 @@ trap 'exit 130' INT TERM
 # the first column; the PID column is found by its header's character offset,
 # the table being printed with padding) and master=PID from its footer, as
 # Pomelo's pid files include its master.
-shaddock_pids() {
+shaddock_pids() { # shaddock_pids DIR LOG
   if [ -n "${SHADDOCK_PIDS:-}" ]; then echo "$SHADDOCK_PIDS"; return; fi
-  (cd "$ROOT" && timeout 20 bin/master list --env=development) | tee -a "$OUT/shaddock.log" | awk '
+  (cd "$1" && timeout 20 bin/master list --env=development) | tee -a "$2" | awk '
     !col {
       u = toupper($0)
       if (match(u, /(^|[ \t|])PID([ \t|]|$)/)) { col = RSTART; if (substr(u, col, 1) != "P") col++ }
@@ -87,8 +97,15 @@ start_system() {
     shaddock)
       RUNNING=shaddock
       (cd "$ROOT" && timeout 120 bin/master start --env=development --daemon) >>"$OUT/shaddock.log" 2>&1 || return 1
-      local pids; pids="$(shaddock_pids)"
+      local pids; pids="$(shaddock_pids "$ROOT" "$OUT/shaddock.log")"
       [ -n "${pids// /}" ] || { echo "no pids from bin/master list (see $OUT/shaddock.log); set SHADDOCK_PIDS" >&2; return 1; }
+      CPU_ARGS=(-cpu-pids "$pids")
+      ;;
+    shaddock-base)
+      RUNNING=shaddock-base
+      (cd "$BASE_DIR" && timeout 120 bin/master start --env=development --daemon) >>"$OUT/shaddock-base.log" 2>&1 || return 1
+      local pids; pids="$(shaddock_pids "$BASE_DIR" "$OUT/shaddock-base.log")"
+      [ -n "${pids// /}" ] || { echo "no pids from the base's bin/master list (see $OUT/shaddock-base.log)" >&2; return 1; }
       CPU_ARGS=(-cpu-pids "$pids")
       ;;
     pomelo-nodelay|pomelo-stock)
@@ -118,6 +135,17 @@ if [[ " $SYSTEMS " == *" shaddock "* ]]; then
   fi
 fi
 
+if [[ " $SYSTEMS " == *" shaddock-base "* ]]; then
+  # The base runs its own demo servers.toml, on the same ports, one system
+  # at a time like the others.
+  if ! { rm -rf "$BASE_DIR" && mkdir -p "$BASE_DIR" && (cd "$ROOT" && git archive "$BASE") | tar -x -C "$BASE_DIR" &&
+    (cd "$BASE_DIR" && mkdir -p bin && go build -o bin/master ./cmd/master && go build -o bin/chat ./examples/chat); } >"$OUT/shaddock-base-build.log" 2>&1; then
+    echo "BASE=$BASE does not build (see $OUT/shaddock-base-build.log): skipped" >&2
+    SKIPPED="$SKIPPED shaddock-base"
+    SYSTEMS="${SYSTEMS//shaddock-base/}"
+  fi
+fi
+
 for sys in $SYSTEMS; do
   if ! start_system "$sys"; then
     echo "$sys did not start (see $OUT/$sys.log): skipped" >&2
@@ -138,27 +166,29 @@ done
 # The table.
 row() { # row SYSTEM TARGET
   local f="$OUT/$1-$2.json"
-  if [ ! -f "$f" ]; then echo "$1|$2|-|-|-|-|-|-|-|-|-|-"; return; fi
+  if [ ! -f "$f" ]; then echo "$1|$2|-|-|-|-|-|-|-|-|-|-|-"; return; fi
   jq -r --arg s "$1" --arg t "$2" 'def r1: . * 10 | round / 10;
     [$s, $t, (.req_per_s|round), (.round_trip.p50_ms|r1), (.round_trip.p99_ms|r1), (.round_trip.max_ms|r1),
     (.pushes_per_s|round), (.delivered_pct*100|round/100), (.cpu.server_cpu_pct|round),
-    (.cpu.server_cpu_s_per_10k_req*1000|round/1000), (.cpu.robot_cpu_pct|round), (.cpu.other_cpu_pct|round), .error_count]
+    (.cpu.server_cpu_s_per_10k_req*100|r1), (.cpu.robot_cpu_s_per_10k_req*100|r1), (.cpu.robot_cpu_pct|round),
+    (.cpu.other_cpu_pct|round), .error_count]
     | map(tostring) | join("|")' "$f"
 }
-ratio() { # ratio TARGET OTHER: shaddock / OTHER for req/s, p99, CPU s/10k
+ratio() { # ratio TARGET OTHER: shaddock / OTHER for req/s, p99, server and robot CPU per request
   local a="$OUT/shaddock-$1.json" b="$OUT/$2-$1.json"
-  if [ ! -f "$a" ] || [ ! -f "$b" ]; then echo "shaddock / $2|$1|-|-|-"; return; fi
+  if [ ! -f "$a" ] || [ ! -f "$b" ]; then echo "shaddock / $2|$1|-|-|-|-"; return; fi
   jq -r -n --arg t "$1" --arg o "$2" --slurpfile a "$a" --slurpfile b "$b" '
     def r(x; y): if y == 0 then "-" else ((x / y) * 100 | round / 100 | tostring) + "x" end;
     ["shaddock / \($o)", $t, r($a[0].req_per_s; $b[0].req_per_s), r($a[0].round_trip.p99_ms; $b[0].round_trip.p99_ms),
-     r($a[0].cpu.server_cpu_s_per_10k_req; $b[0].cpu.server_cpu_s_per_10k_req)] | join("|")'
+     r($a[0].cpu.server_cpu_s_per_10k_req; $b[0].cpu.server_cpu_s_per_10k_req),
+     r($a[0].cpu.robot_cpu_s_per_10k_req; $b[0].cpu.robot_cpu_s_per_10k_req)] | join("|")'
 }
 echo
 echo "chat benchmark: $USERS users, $ROOMS rooms, $DURATION closed loop, $TRANSPORT, $(nproc) CPUs shared by servers and robot; results in $OUT"
 [ -z "$SKIPPED" ] || echo "skipped (did not build or start):$SKIPPED"
 {
-  echo "system|target|req/s|p50 ms|p99 ms|max ms|pushes/s|delivered %|server CPU %|server CPU s/10k req|robot CPU %|other CPU %|errors"
-  for sys in shaddock pomelo-nodelay pomelo-stock; do
+  echo "system|target|req/s|p50 ms|p99 ms|max ms|pushes/s|delivered %|server CPU %|server CPU µs/req|robot CPU µs/req|robot CPU %|other CPU %|errors"
+  for sys in shaddock-base shaddock pomelo-nodelay pomelo-stock; do
     for target in $TARGETS; do
       if [[ " $SYSTEMS " == *" $sys "* ]]; then row "$sys" "$target"; fi
     done
@@ -167,8 +197,8 @@ echo "chat benchmark: $USERS users, $ROOMS rooms, $DURATION closed loop, $TRANSP
 if [[ " $SYSTEMS " == *" shaddock "* ]]; then
   echo
   {
-    echo "ratio|target|req/s|p99|CPU s/10k req"
-    for other in pomelo-nodelay pomelo-stock; do
+    echo "ratio|target|req/s|p99|server CPU/req|robot CPU/req"
+    for other in shaddock-base pomelo-nodelay pomelo-stock; do
       for target in $TARGETS; do
         if [[ " $SYSTEMS " == *" $other "* ]]; then ratio "$target" "$other"; fi
       done
