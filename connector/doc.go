@@ -14,8 +14,10 @@
 // The package is built for many idle connections and slow clients: an idle
 // connection holds no read buffer (the reader waits for readability before
 // taking a pooled one), each session's writes go through a bounded queue
-// drained by an on-demand writer that batches frames into one write, and a
-// client that stops reading is closed rather than allowed to grow memory.
+// drained by an on-demand writer that batches a client's packages into one
+// write (on WebSocket, into one binary frame, which Pomelo's clients decode
+// package by package), and a client that stops reading is closed rather
+// than allowed to grow memory.
 // TLS connections are the exception to the bufferless idle: crypto/tls
 // may hold decrypted bytes the socket's readiness does not show, so their
 // reader blocks in Read with a pooled buffer, and their writes go to a
