@@ -294,17 +294,26 @@ func (c *caller[Req, Rep]) start(req *Req, waiters *waiterPool[Rep], dl int64) (
 	if sender {
 		// A failed send delivers the error to w (wait returns it) and hands
 		// what was unacknowledged, this request included, to onLost.
-		if err := c.flush(st); err != nil && w == nil {
+		if err := c.flush(st, senderRounds); err != nil && w == nil {
 			return inflight[Rep]{}, fmt.Errorf("%s: %w: %w", c.name, errStreamClosed, err)
 		}
 	}
 	return inflight[Rep]{seq: seq, w: w, byExpiry: dl != 0}, nil
 }
 
+// senderRounds bounds how many messages a goroutine that became a stream's
+// sender sends before it hands the role to a goroutine of the node's own:
+// with several Ps and a steady flow the queue refills during every send,
+// and the goroutine (a session's handler, waiting for its own reply next)
+// would otherwise go on sending everybody else's requests.
+const senderRounds = 4
+
 // flush sends what is queued on st, one message per take, until nothing is
-// left. It returns the error of the first send (the one carrying the
-// request of the goroutine that became sender), nil if that one went out.
-func (c *caller[Req, Rep]) flush(st *outStream[Req, Rep]) error {
+// left, or hands the rest to a goroutine of its own after limit messages
+// (0: no limit). It returns the error of the first send (the one carrying
+// the request of the goroutine that became sender), nil if that one went
+// out.
+func (c *caller[Req, Rep]) flush(st *outStream[Req, Rep], limit int) error {
 	yieldBeforeSend()
 	var (
 		batch []*Req
@@ -319,6 +328,15 @@ func (c *caller[Req, Rep]) flush(st *outStream[Req, Rep]) error {
 				return errStreamClosed
 			}
 			return first
+		}
+		if limit > 0 && i >= limit && len(st.q.items) > 0 {
+			// The sender role (q.sending) passes on as it is.
+			c.mu.Unlock()
+			if c.spawn(func() { _ = c.flush(st, 0) }) {
+				return first
+			}
+			limit = 0 // the node is closing: finish here
+			c.mu.Lock()
 		}
 		batch = st.q.take(batch)
 		c.mu.Unlock()

@@ -21,6 +21,7 @@ type fakePushStream struct {
 	mu      sync.Mutex
 	batches [][]uint64    // the seqs of each message sent
 	hold    chan struct{} // when set, send waits on it after recording
+	step    chan struct{} // when set, each send waits for a value from it
 	entered chan struct{} // gets a value when a held send has started
 	replies chan []*clusterpb.PushReply
 }
@@ -38,11 +39,15 @@ func (f *fakePushStream) send(reqs []*clusterpb.PushRequest) error {
 	}
 	f.mu.Lock()
 	f.batches = append(f.batches, seqs)
-	hold := f.hold
+	hold, step := f.hold, f.step
 	f.mu.Unlock()
 	if hold != nil {
 		f.entered <- struct{}{}
 		<-hold
+	}
+	if step != nil {
+		f.entered <- struct{}{}
+		<-step
 	}
 	return nil
 }
@@ -182,6 +187,48 @@ func TestQueuedRequestsLeaveAsOneMessage(t *testing.T) {
 		t.Fatalf("lost on close %v", got)
 	}
 	close(fs2.replies) // ends its receiver
+}
+
+// A goroutine that became a stream's sender does not stay one while others
+// keep queueing: after a few messages the rest is sent by a goroutine of the
+// node's own, and the first goroutine goes back to its own business.
+func TestSenderHandsOverUnderSteadyFlow(t *testing.T) {
+	fs := newFakePushStream()
+	fs.step = make(chan struct{})
+	lost := make(chan []uint64, 1)
+	c, _ := newPushCaller(t, func() *fakePushStream { return fs }, lost)
+	push := func() error { _, err := c.start(&clusterpb.PushRequest{Route: "onChat"}, nil, 0); return err }
+	first := make(chan error, 1)
+	go func() { first <- push() }()
+	for i := 0; i < senderRounds; i++ {
+		<-fs.entered // send i+1 is under way; one more request arrives meanwhile
+		if err := push(); err != nil {
+			t.Fatal(err)
+		}
+		fs.step <- struct{}{}
+	}
+	select {
+	case err := <-first:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first sender is still sending for the others")
+	}
+	<-fs.entered // the last request leaves from the node's goroutine
+	fs.step <- struct{}{}
+	waitUntil(t, "the last send", func() bool { return len(fs.sent()) == senderRounds+1 })
+	if got, want := fs.sent(), [][]uint64{{1}, {2}, {3}, {4}, {5}}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("messages sent %v, want %v", got, want)
+	}
+	waitUntil(t, "the sender role to be free", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return !c.stream.q.sending
+	})
+	c.close()
+	<-lost
+	close(fs.replies)
 }
 
 // Many concurrent calls through real gRPC streams: every reply matches its
