@@ -4,9 +4,18 @@
 // session or key.
 //
 // Forwarded requests, remote calls and pushes ride one long-lived
-// bidirectional stream per peer and kind, multiplexed by sequence number, so
-// the per-message cost is one protobuf message rather than a new HTTP/2
-// stream. Every call carries a deadline; a peer whose connection fails is
+// bidirectional stream per peer and kind, multiplexed by sequence number,
+// and every stream message is a batch: whatever was queued for the stream
+// while its previous message was being sent leaves as one message, so
+// gRPC's per-message cost (HTTP/2 frame, writer handoff, envelope) is paid
+// per batch. The goroutine that queues onto an idle stream sends, after one
+// yield to what is already runnable; nothing waits on a timer, so a lone
+// request leaves at once (sendQueue). Replies are batched the same way, and
+// a frontend acknowledges pushes cumulatively, so a stream that breaks hands
+// what it had not acknowledged to a kick of its sessions. Node.BatchStats
+// counts messages and items; a node logs the mean batch sizes when it
+// closes. Every call carries a deadline (one expiry timer per stream
+// enforces those of lazy deadline contexts, not a timer per call); a peer whose connection fails is
 // marked down and left out of routing until it comes back, so calls to it
 // fail at once with a clear error instead of waiting.
 //

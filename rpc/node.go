@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shaddock/shaddock/handler"
+	"github.com/shaddock/shaddock/internal/deadline"
 	"github.com/shaddock/shaddock/internal/routines"
 	"github.com/shaddock/shaddock/internal/workpool"
 	"github.com/shaddock/shaddock/proto/clusterpb"
@@ -93,9 +95,33 @@ type Node struct {
 	// receivers, kick retries); Close waits for them and for pool's workers.
 	routines routines.Group
 
+	batches batchCounters
+
 	fwdWaiters  waiterPool[clusterpb.ForwardReply]
 	callWaiters waiterPool[clusterpb.CallReply]
 	pushWaiters waiterPool[clusterpb.PushReply]
+}
+
+// batchCounters count the messages a node sent on each kind of stream.
+type batchCounters struct {
+	forwards, calls, pushes                  batchCounter // requests, as a client
+	forwardReplies, callReplies, pushReplies batchCounter // replies, as a server
+}
+
+// BatchStats is what a node sent on its cluster streams: messages and the
+// requests or replies they carried, per kind of stream.
+type BatchStats struct {
+	Forwards, Calls, Pushes                  BatchCount
+	ForwardReplies, CallReplies, PushReplies BatchCount
+}
+
+// BatchStats returns the node's stream counts so far.
+func (n *Node) BatchStats() BatchStats {
+	b := &n.batches
+	return BatchStats{
+		Forwards: b.forwards.load(), Calls: b.calls.load(), Pushes: b.pushes.load(),
+		ForwardReplies: b.forwardReplies.load(), CallReplies: b.callReplies.load(), PushReplies: b.pushReplies.load(),
+	}
 }
 
 // NewNode returns a node. It can call peers at once (so the servers that
@@ -187,6 +213,27 @@ func (n *Node) Close() {
 	n.routines.Wait()
 	n.pool.Close()
 	n.pool.Wait()
+	n.logBatches()
+}
+
+// logBatches reports how well the cluster streams batched over the node's
+// life (the mean number of requests or replies per message).
+func (n *Node) logBatches() {
+	b := n.BatchStats()
+	var attrs []any
+	for _, c := range []struct {
+		name string
+		c    BatchCount
+	}{{"forwards", b.Forwards}, {"forward_replies", b.ForwardReplies}, {"calls", b.Calls},
+		{"call_replies", b.CallReplies}, {"pushes", b.Pushes}, {"push_replies", b.PushReplies}} {
+		if c.c.Messages > 0 {
+			attrs = append(attrs, slog.Group(c.name, "messages", c.c.Messages, "items", c.c.Items,
+				"mean", math.Round(c.c.Mean()*100)/100))
+		}
+	}
+	if len(attrs) > 0 {
+		n.log.Info("cluster stream batches", attrs...)
+	}
 }
 
 // syncPeers keeps one connection per other member, dialled eagerly so that
@@ -275,21 +322,32 @@ func (n *Node) dial(m Member) (*peer, error) {
 	ctx, cancel := context.WithCancel(n.ctx)
 	client := clusterpb.NewClusterClient(cc)
 	p := &peer{id: m.ID, addr: m.Addr(), cc: cc, cancel: cancel, client: client,
-		forward: newCaller(ctx, n.routines.Go, "forward to "+m.ID,
-			func(ctx context.Context) (grpc.BidiStreamingClient[clusterpb.ForwardRequest, clusterpb.ForwardReply], error) {
-				return client.Forward(ctx)
+		forward: newCaller(ctx, n.routines.Go, "forward to "+m.ID, &n.batches.forwards,
+			func(ctx context.Context) (batchStream[clusterpb.ForwardRequest, clusterpb.ForwardReply], error) {
+				st, err := client.Forwards(ctx)
+				return batchClient[clusterpb.ForwardRequest, clusterpb.ForwardReply, clusterpb.ForwardBatch, clusterpb.ForwardReplyBatch]{st: st,
+					wrap: func(r []*clusterpb.ForwardRequest) *clusterpb.ForwardBatch {
+						return &clusterpb.ForwardBatch{Requests: r}
+					},
+					unwrap: (*clusterpb.ForwardReplyBatch).GetReplies}, err
 			},
 			func(r *clusterpb.ForwardRequest, s uint64) { r.Seq = s },
 			func(r *clusterpb.ForwardReply) uint64 { return r.Seq }),
-		call: newCaller(ctx, n.routines.Go, "call to "+m.ID,
-			func(ctx context.Context) (grpc.BidiStreamingClient[clusterpb.CallRequest, clusterpb.CallReply], error) {
-				return client.Call(ctx)
+		call: newCaller(ctx, n.routines.Go, "call to "+m.ID, &n.batches.calls,
+			func(ctx context.Context) (batchStream[clusterpb.CallRequest, clusterpb.CallReply], error) {
+				st, err := client.Calls(ctx)
+				return batchClient[clusterpb.CallRequest, clusterpb.CallReply, clusterpb.CallBatch, clusterpb.CallReplyBatch]{st: st,
+					wrap:   func(r []*clusterpb.CallRequest) *clusterpb.CallBatch { return &clusterpb.CallBatch{Requests: r} },
+					unwrap: (*clusterpb.CallReplyBatch).GetReplies}, err
 			},
 			func(r *clusterpb.CallRequest, s uint64) { r.Seq = s },
 			func(r *clusterpb.CallReply) uint64 { return r.Seq }),
-		push: newCaller(ctx, n.routines.Go, "push to "+m.ID,
-			func(ctx context.Context) (grpc.BidiStreamingClient[clusterpb.PushRequest, clusterpb.PushReply], error) {
-				return client.Push(ctx)
+		push: newCaller(ctx, n.routines.Go, "push to "+m.ID, &n.batches.pushes,
+			func(ctx context.Context) (batchStream[clusterpb.PushRequest, clusterpb.PushReply], error) {
+				st, err := client.Pushes(ctx)
+				return batchClient[clusterpb.PushRequest, clusterpb.PushReply, clusterpb.PushBatch, clusterpb.PushReplyBatch]{st: st,
+					wrap:   func(r []*clusterpb.PushRequest) *clusterpb.PushBatch { return &clusterpb.PushBatch{Requests: r} },
+					unwrap: (*clusterpb.PushReplyBatch).GetReplies}, err
 			},
 			func(r *clusterpb.PushRequest, s uint64) { r.Seq = s },
 			func(r *clusterpb.PushReply) uint64 { return r.Seq }),
@@ -353,10 +411,13 @@ func (p *peer) close() {
 	p.cc.Close()
 }
 
-// timeoutMS is the time left before ctx's deadline, for the wire.
+// withDeadline gives ctx the node's default timeout if it has no deadline,
+// and returns the time left for the wire. The context made is a lazy
+// deadline.Context: nothing arms a timer for it unless something waits on
+// Done (stream waiters do not: see lazyDeadline).
 func (n *Node) withDeadline(ctx context.Context) (context.Context, context.CancelFunc, uint32) {
 	if _, ok := ctx.Deadline(); !ok {
-		ctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
+		ctx, cancel := deadline.WithTimeout(ctx, n.cfg.Timeout)
 		return ctx, cancel, uint32(n.cfg.Timeout / time.Millisecond)
 	}
 	dl, _ := ctx.Deadline()
@@ -486,7 +547,7 @@ func (n *Node) PushMany(ctx context.Context, reqs map[string]*clusterpb.PushRequ
 			if wait {
 				waiters = &n.pushWaiters
 			}
-			in, err = p.push.start(req, waiters)
+			in, err = p.push.start(req, waiters, lazyDeadline(ctx))
 			if err != nil {
 				err = callError("push "+req.Route+" to", id, err)
 			}

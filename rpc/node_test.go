@@ -305,7 +305,7 @@ func TestSecretRequired(t *testing.T) {
 		if status.Code(err) != codes.Unauthenticated {
 			t.Fatalf("kick without the secret: %v", err)
 		}
-		st, err := clusterpb.NewClusterClient(cc).Forward(context.Background())
+		st, err := clusterpb.NewClusterClient(cc).Forwards(context.Background())
 		if err == nil {
 			_, err = st.Recv()
 		}

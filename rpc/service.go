@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -22,60 +23,110 @@ type service struct {
 	n *Node
 }
 
-// serveStream receives requests until the stream ends, handles each on a
-// pooled goroutine, and sends replies as they complete (in any order).
-func serveStream[Req, Rep any](n *Node, st grpc.BidiStreamingServer[Req, Rep], handle func(ctx context.Context, req *Req) *Rep, timeout func(*Req) uint32) error {
-	var sendMu sync.Mutex
+// replySender sends a stream's replies in batches: see sendQueue. Replies
+// complete on many goroutines; the first to find the queue idle sends what
+// the others queue meanwhile.
+type replySender[Rep any] struct {
+	mu   sync.Mutex
+	q    sendQueue[Rep]
+	send func([]*Rep) error
+	sent *batchCounter
+	log  *slog.Logger
+}
+
+func (r *replySender[Rep]) reply(rep *Rep) {
+	r.mu.Lock()
+	sender := r.q.push(rep)
+	r.mu.Unlock()
+	if !sender {
+		return
+	}
+	yieldBeforeSend()
+	var batch []*Rep
 	for {
-		req, err := st.Recv()
+		r.mu.Lock()
+		batch = r.q.take(batch)
+		r.mu.Unlock()
+		if batch == nil {
+			return
+		}
+		err := r.send(batch)
+		r.sent.add(len(batch))
+		if err != nil {
+			r.log.Debug("replies not sent: stream ended", "replies", len(batch), "err", err)
+		}
+	}
+}
+
+// serveStream receives batches of requests until the stream ends, handles
+// each request on a pooled goroutine, and sends replies as they complete
+// (in any order, batched).
+func serveStream[Req, Rep any](n *Node, recv func() ([]*Req, error), send func([]*Rep) error, sent *batchCounter,
+	handle func(ctx context.Context, req *Req) *Rep, timeout func(*Req) uint32) error {
+	replies := &replySender[Rep]{send: send, sent: sent, log: n.log}
+	for {
+		reqs, err := recv()
 		if err != nil {
 			if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled {
 				return nil
 			}
 			return err
 		}
-		n.inflight.Add(1)
-		n.pool.Go(func() {
-			defer n.inflight.Done()
-			ms := timeout(req)
-			if ms == 0 {
-				ms = uint32(n.cfg.Timeout / time.Millisecond)
-			}
-			ctx, cancel := deadline.WithTimeout(n.ctx, time.Duration(ms)*time.Millisecond)
-			rep := handle(ctx, req)
-			cancel()
-			sendMu.Lock()
-			err := st.Send(rep)
-			sendMu.Unlock()
-			if err != nil {
-				n.log.Debug("reply not sent: stream ended", "err", err)
-			}
-		})
+		for _, req := range reqs {
+			n.inflight.Add(1)
+			n.pool.Go(func() {
+				defer n.inflight.Done()
+				ms := timeout(req)
+				if ms == 0 {
+					ms = uint32(n.cfg.Timeout / time.Millisecond)
+				}
+				ctx, cancel := deadline.WithTimeout(n.ctx, time.Duration(ms)*time.Millisecond)
+				rep := handle(ctx, req)
+				cancel()
+				replies.reply(rep)
+			})
+		}
 	}
 }
 
-func (s *service) Forward(st grpc.BidiStreamingServer[clusterpb.ForwardRequest, clusterpb.ForwardReply]) error {
+func (s *service) Forwards(st grpc.BidiStreamingServer[clusterpb.ForwardBatch, clusterpb.ForwardReplyBatch]) error {
 	forward := s.n.handlers().Forward
 	if forward == nil {
 		return status.Error(codes.Unimplemented, "this server does not take forwarded messages")
 	}
-	return serveStream(s.n, st, func(ctx context.Context, req *clusterpb.ForwardRequest) *clusterpb.ForwardReply {
-		rep := s.n.serveForward(ctx, forward, req)
-		rep.Seq = req.Seq
-		return rep
-	}, func(r *clusterpb.ForwardRequest) uint32 { return r.TimeoutMs })
+	return serveStream(s.n,
+		func() ([]*clusterpb.ForwardRequest, error) {
+			b, err := st.Recv()
+			return b.GetRequests(), err
+		},
+		func(reps []*clusterpb.ForwardReply) error {
+			return st.Send(&clusterpb.ForwardReplyBatch{Replies: reps})
+		},
+		&s.n.batches.forwardReplies,
+		func(ctx context.Context, req *clusterpb.ForwardRequest) *clusterpb.ForwardReply {
+			rep := s.n.serveForward(ctx, forward, req)
+			rep.Seq = req.Seq
+			return rep
+		}, func(r *clusterpb.ForwardRequest) uint32 { return r.TimeoutMs })
 }
 
-func (s *service) Call(st grpc.BidiStreamingServer[clusterpb.CallRequest, clusterpb.CallReply]) error {
+func (s *service) Calls(st grpc.BidiStreamingServer[clusterpb.CallBatch, clusterpb.CallReplyBatch]) error {
 	call := s.n.handlers().Call
 	if call == nil {
 		return status.Error(codes.Unimplemented, "this server has no remotes")
 	}
-	return serveStream(s.n, st, func(ctx context.Context, req *clusterpb.CallRequest) *clusterpb.CallReply {
-		rep := s.n.serveCall(ctx, call, req)
-		rep.Seq = req.Seq
-		return rep
-	}, func(r *clusterpb.CallRequest) uint32 { return r.TimeoutMs })
+	return serveStream(s.n,
+		func() ([]*clusterpb.CallRequest, error) {
+			b, err := st.Recv()
+			return b.GetRequests(), err
+		},
+		func(reps []*clusterpb.CallReply) error { return st.Send(&clusterpb.CallReplyBatch{Replies: reps}) },
+		&s.n.batches.callReplies,
+		func(ctx context.Context, req *clusterpb.CallRequest) *clusterpb.CallReply {
+			rep := s.n.serveCall(ctx, call, req)
+			rep.Seq = req.Seq
+			return rep
+		}, func(r *clusterpb.CallRequest) uint32 { return r.TimeoutMs })
 }
 
 // pushAckEvery and pushAckDelay bound how many pushes, and for how long, a
@@ -86,23 +137,30 @@ const (
 	pushAckDelay = 5 * time.Millisecond
 )
 
-func (s *service) Push(st grpc.BidiStreamingServer[clusterpb.PushRequest, clusterpb.PushReply]) error {
+func (s *service) Pushes(st grpc.BidiStreamingServer[clusterpb.PushBatch, clusterpb.PushReplyBatch]) error {
 	fe := s.n.handlers().Frontend
 	if fe == nil {
 		return status.Error(codes.Unimplemented, "not a frontend")
 	}
-	// Pushes are cheap and must stay in order per sender: handle them on the
-	// receiving goroutine, and acknowledge in batches.
+	// Pushes are cheap and must stay in order per sender: handle a batch's
+	// pushes on the receiving goroutine, all of them before it reads again
+	// (the sessions' writer then flushes each session once for the batch),
+	// and acknowledge in batches.
 	var (
 		mu         sync.Mutex // Send and the counters
 		last, sent uint64
 		timer      *time.Timer
 		armed      bool
 		ended      bool
+		out        []*clusterpb.PushReply // replies of the current batch
 	)
+	send := func(reps []*clusterpb.PushReply) error { // with mu held
+		s.n.batches.pushReplies.add(len(reps))
+		return st.Send(&clusterpb.PushReplyBatch{Replies: reps})
+	}
 	ack := func() { // with mu held
 		if last > sent && !ended {
-			if err := st.Send(&clusterpb.PushReply{Acked: last}); err == nil {
+			if err := send([]*clusterpb.PushReply{{Acked: last}}); err == nil {
 				sent = last
 			}
 		}
@@ -116,20 +174,35 @@ func (s *service) Push(st grpc.BidiStreamingServer[clusterpb.PushRequest, cluste
 		mu.Unlock()
 	}()
 	for {
-		req, err := st.Recv()
+		b, err := st.Recv()
 		if err != nil {
 			if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled {
 				return nil
 			}
 			return err
 		}
-		rep := s.n.servePush(fe, req)
+		reqs := b.GetRequests()
+		if len(reqs) == 0 {
+			continue
+		}
+		out = out[:0]
+		for _, req := range reqs {
+			rep := s.n.servePush(fe, req)
+			if req.WantReply || rep.Error != nil || len(rep.MissingSessionIds)+len(rep.MissingUids) > 0 {
+				rep.Seq = req.Seq
+				out = append(out, rep)
+			}
+		}
 		mu.Lock()
-		last = req.Seq
+		last = reqs[len(reqs)-1].Seq
 		switch {
-		case req.WantReply || rep.Error != nil || len(rep.MissingSessionIds)+len(rep.MissingUids) > 0:
-			rep.Seq, rep.Acked = req.Seq, last
-			err = st.Send(rep)
+		case len(out) > 0:
+			// Every push of the batch is handled: each reply acknowledges
+			// them all.
+			for _, rep := range out {
+				rep.Acked = last
+			}
+			err = send(out)
 			sent = last
 		case last-sent >= pushAckEvery:
 			ack()
@@ -142,6 +215,7 @@ func (s *service) Push(st grpc.BidiStreamingServer[clusterpb.PushRequest, cluste
 			}
 		}
 		mu.Unlock()
+		clear(out)
 		if err != nil {
 			return err
 		}
