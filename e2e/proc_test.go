@@ -258,14 +258,32 @@ func (b *LogBuffer) Wait(timeout time.Duration, stop <-chan struct{}, subs ...st
 // ago, for a child process to listen on.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
+	// The kernel may hand a port it just gave out again once its listener
+	// is closed; a config with the same port twice is then refused
+	// (TestHelloExample did once), so no port is given out twice.
+	givenPorts.mu.Lock()
+	defer givenPorts.mu.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("find a free port: %v", err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if !givenPorts.set[addr] {
+			givenPorts.set[addr] = true
+			return addr
+		}
 	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
+	t.Fatal("find a free port: the kernel keeps handing out ports already given")
+	return ""
 }
+
+// givenPorts are the ports freeAddr has handed out in this test binary.
+var givenPorts = struct {
+	mu  sync.Mutex
+	set map[string]bool
+}{set: map[string]bool{}}
 
 // waitPort waits until addr accepts TCP connections, failing the test after
 // timeout or as soon as p exits.
