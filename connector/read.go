@@ -121,27 +121,8 @@ func (s *Session) readBurst() error {
 	if err != nil {
 		return err
 	}
-	if s.handToPoller() {
-		return errHandedOff
-	}
 	s.continueReading()
 	return errHandedOff
-}
-
-// handToPoller gives a working session to the server's poller, which reads
-// it from then on (see poller); false when there is none for it.
-func (s *Session) handToPoller() bool {
-	if s.rc == nil || s.state.Load() != stWorking {
-		return false
-	}
-	p := s.srv.pollerFor(s.id)
-	if p == nil {
-		return false
-	}
-	// The poller never waits in the netpoller, where a read deadline acts;
-	// its sweep enforces the heartbeat timeout instead.
-	s.nc.SetReadDeadline(time.Time{})
-	return p.add(s)
 }
 
 // feed decodes bytes from the client and keeps the read deadline ahead.
@@ -161,12 +142,11 @@ func (s *Session) touch() {
 		return
 	}
 	now := time.Now()
-	last := now.UnixNano()
-	s.lastRead.Store(last)
-	if s.polled.Load() != nil || last-s.deadlineAt < int64(timeout/4) {
-		return // a polled session's timeout is its poller's sweep
+	s.lastRead = now.UnixNano()
+	if s.lastRead-s.deadlineAt < int64(timeout/4) {
+		return
 	}
-	s.deadlineAt = last
+	s.deadlineAt = s.lastRead
 	s.nc.SetReadDeadline(now.Add(timeout))
 }
 
@@ -178,12 +158,11 @@ func (s *Session) rearmHeartbeat() bool {
 	if s.state.Load() != stWorking || timeout <= 0 {
 		return false
 	}
-	last := s.lastRead.Load()
-	until := time.Unix(0, last).Add(timeout)
+	until := time.Unix(0, s.lastRead).Add(timeout)
 	if !time.Now().Before(until) {
 		return false
 	}
-	s.deadlineAt = last
+	s.deadlineAt = s.lastRead
 	s.nc.SetReadDeadline(until)
 	return true
 }

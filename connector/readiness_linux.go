@@ -65,10 +65,6 @@ func (s *Session) readReady(fd uintptr) bool {
 		case errors.Is(err, syscall.EAGAIN):
 			bufPool.Put(s.rbuf) // parked connections hold no buffer
 			s.rbuf = nil
-			if s.polled.Load() != nil {
-				s.rempty = true // the poller never waits here
-				return true
-			}
 			return false
 		case err != nil:
 			s.rerr = err

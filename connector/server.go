@@ -51,7 +51,6 @@ type Server struct {
 	routines routines.Group
 
 	flushers   []*flusher
-	pollers    []*poller // nil where there are none (off Linux)
 	flushQuit  chan struct{}
 	finishOnce sync.Once
 
@@ -66,14 +65,6 @@ const failLogEvery = time.Second
 // flusherFor returns the flusher that owns a session's writes.
 func (s *Server) flusherFor(id int64) *flusher {
 	return s.flushers[uint64(id)%uint64(len(s.flushers))]
-}
-
-// pollerFor returns the poller that reads a working session, nil if none.
-func (s *Server) pollerFor(id int64) *poller {
-	if len(s.pollers) == 0 {
-		return nil
-	}
-	return s.pollers[uint64(id)%uint64(len(s.pollers))]
 }
 
 // New validates cfg and returns a server.
@@ -99,22 +90,6 @@ func New(cfg Config) (*Server, error) {
 		f := newFlusher()
 		s.flushers = append(s.flushers, f)
 		s.routines.Go(func() { f.run(s.flushQuit) })
-	}
-	// As many pollers: each reads its sessions from one goroutine.
-	for range len(s.flushers) {
-		p, err := newPoller(s)
-		if err != nil {
-			s.log.Warn("no poller: every session keeps a reading goroutine", "err", err)
-			break
-		}
-		if p == nil {
-			break // not on this platform
-		}
-		s.pollers = append(s.pollers, p)
-		s.routines.Go(p.run)
-		if cfg.HeartbeatTimeout > 0 {
-			s.routines.Go(func() { p.sweep(cfg.HeartbeatTimeout, s.flushQuit) })
-		}
 	}
 	s.heartbeatPkg, _ = protocol.EncodePackage(protocol.Heartbeat, nil)
 	offer := protocol.HandshakeOffer{Heartbeat: int(cfg.Heartbeat / time.Second), Dict: cfg.Dictionary}
@@ -284,9 +259,6 @@ func (s *Server) finish() {
 	s.cancel()
 	s.finishOnce.Do(func() {
 		close(s.flushQuit)
-		for _, p := range s.pollers {
-			p.stop()
-		}
 		s.routines.Wait()
 		s.pool.Close()
 		s.pool.Wait()

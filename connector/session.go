@@ -48,21 +48,15 @@ type Session struct {
 	closed atomic.Bool
 
 	// Owned by the reader goroutine.
-	dec        protocol.Decoder
-	frame      wsFrame
-	readFn     func(fd uintptr) bool
-	readNext   func() // the next read loop, started by continueReading
-	rbuf       *[]byte
-	rn         int
-	rerr       error
-	rempty     bool  // a polled read found the socket empty
-	deadlineAt int64 // unix nanos when the read deadline was last pushed out
-	// polled is the poller reading the session once it works (Linux, not
-	// TLS); nil while its own goroutine reads it.
-	polled atomic.Pointer[poller]
-	// lastRead is when the client last sent bytes (unix nanos), once
-	// working; a poller's sweep reads it.
-	lastRead     atomic.Int64
+	dec          protocol.Decoder
+	frame        wsFrame
+	readFn       func(fd uintptr) bool
+	readNext     func() // the next read loop, started by continueReading
+	rbuf         *[]byte
+	rn           int
+	rerr         error
+	deadlineAt   int64 // unix nanos when the read deadline was last pushed out
+	lastRead     int64 // unix nanos of the client's last bytes, once working
 	rateTokens   float64
 	rateAt       int64
 	rateNotified int64
@@ -254,9 +248,6 @@ func (s *Session) close(cause error) {
 		return
 	}
 	s.state.Store(stClosed)
-	if p := s.polled.Load(); p != nil {
-		p.remove(s) // while the descriptor still names this connection
-	}
 	s.nc.Close()
 	s.srv.unregister(s)
 
