@@ -106,9 +106,20 @@ func (s *Session) start() error {
 func (s *Session) readBurst() error {
 	bp, n, err := s.readChunk()
 	if err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) && s.rearmHeartbeat() {
-			s.continueReading()
-			return errHandedOff
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if s.toPark.Swap(false) {
+				// The sweeper found the session idle (idle_linux.go).
+				if s.park() {
+					return errHandedOff
+				}
+				s.resumeDeadline()
+				s.continueReading()
+				return errHandedOff
+			}
+			if s.rearmHeartbeat() {
+				s.continueReading()
+				return errHandedOff
+			}
 		}
 		return err
 	}
@@ -137,17 +148,38 @@ func (s *Session) feed(p []byte) error {
 // reader re-arms it (rearmHeartbeat), so a client is closed after exactly
 // the timeout of silence, as documented.
 func (s *Session) touch() {
-	timeout := s.srv.cfg.HeartbeatTimeout
-	if s.state.Load() != stWorking || timeout <= 0 {
+	if s.state.Load() != stWorking {
 		return
 	}
 	now := time.Now()
-	s.lastRead = now.UnixNano()
-	if s.lastRead-s.deadlineAt < int64(timeout/4) {
+	last := now.UnixNano()
+	s.lastRead.Store(last)
+	timeout := s.srv.cfg.HeartbeatTimeout
+	if timeout <= 0 || last-s.deadlineAt < int64(timeout/4) {
 		return
 	}
-	s.deadlineAt = s.lastRead
+	s.deadlineAt = last
 	s.nc.SetReadDeadline(now.Add(timeout))
+}
+
+// unpark starts a reader for a session the idle poller held, whose socket
+// became readable.
+func (s *Session) unpark() {
+	s.resumeDeadline()
+	s.continueReading()
+}
+
+// resumeDeadline gives a reader back the read deadline it needs (the
+// heartbeat deadline, or none) after the sweeper moved it into the past.
+func (s *Session) resumeDeadline() {
+	timeout := s.srv.cfg.HeartbeatTimeout
+	if timeout <= 0 {
+		s.nc.SetReadDeadline(time.Time{})
+		return
+	}
+	last := s.lastRead.Load()
+	s.deadlineAt = last
+	s.nc.SetReadDeadline(time.Unix(0, last).Add(timeout))
 }
 
 // rearmHeartbeat handles a read deadline that fired: if the client has not
@@ -158,11 +190,12 @@ func (s *Session) rearmHeartbeat() bool {
 	if s.state.Load() != stWorking || timeout <= 0 {
 		return false
 	}
-	until := time.Unix(0, s.lastRead).Add(timeout)
+	last := s.lastRead.Load()
+	until := time.Unix(0, last).Add(timeout)
 	if !time.Now().Before(until) {
 		return false
 	}
-	s.deadlineAt = s.lastRead
+	s.deadlineAt = last
 	s.nc.SetReadDeadline(until)
 	return true
 }

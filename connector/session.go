@@ -46,6 +46,11 @@ type Session struct {
 	state  atomic.Int32
 	uid    atomic.Pointer[string]
 	closed atomic.Bool
+	// Idle parking (idle_linux.go): parked is set while the idle poller
+	// holds the read side (no reader runs), toPark asks the reader to park.
+	parked   atomic.Bool
+	toPark   atomic.Bool
+	lastRead atomic.Int64 // unix nanos of the client's last bytes, once working
 
 	// Owned by the reader goroutine.
 	dec          protocol.Decoder
@@ -56,7 +61,7 @@ type Session struct {
 	rn           int
 	rerr         error
 	deadlineAt   int64 // unix nanos when the read deadline was last pushed out
-	lastRead     int64 // unix nanos of the client's last bytes, once working
+	pollAdded    bool  // the socket is registered with the idle poller
 	rateTokens   float64
 	rateAt       int64
 	rateNotified int64
