@@ -156,6 +156,7 @@ func (s *Session) park() bool {
 	if p == nil || s.rc == nil || s.state.Load() != stWorking {
 		return false
 	}
+	s.releaseQueues()
 	added := s.pollAdded
 	s.pollAdded = true
 	id := s.id

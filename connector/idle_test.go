@@ -52,6 +52,18 @@ func TestIdleSessionsPark(t *testing.T) {
 			}
 			waitFor(t, "sessions parked again", func() bool { return parkedCount(srv) == n })
 		}
+		// Parked sessions hold no queue arrays.
+		srv.mu.RLock()
+		for _, s := range srv.sessions {
+			s.qmu.Lock()
+			s.wmu.Lock()
+			if s.inq != nil || s.wq != nil {
+				t.Errorf("parked session %d holds queues: in cap %d, write cap %d", s.id, cap(s.inq), cap(s.wq))
+			}
+			s.wmu.Unlock()
+			s.qmu.Unlock()
+		}
+		srv.mu.RUnlock()
 		// A parked session that the client closes goes away.
 		clients[0].conn.Close()
 		waitFor(t, "closed session gone", func() bool { return srv.Len() == n-1 })

@@ -272,6 +272,22 @@ func (s *Session) close(cause error) {
 	s.startDrainLocked()
 }
 
+// releaseQueues drops the dispatch and write queues' arrays when they are
+// empty and unused, so that an idle session holds none (they are kept
+// while a session is busy: they are reused from one message to the next).
+func (s *Session) releaseQueues() {
+	s.qmu.Lock()
+	if !s.running && s.inHead == len(s.inq) {
+		s.inq, s.inHead = nil, 0
+	}
+	s.qmu.Unlock()
+	s.wmu.Lock()
+	if !s.writing && len(s.wq) == 0 {
+		s.wq = nil
+	}
+	s.wmu.Unlock()
+}
+
 // finish runs the close hooks; it is the last thing a session does.
 func (s *Session) finish() {
 	s.mu.Lock()
