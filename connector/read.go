@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -84,11 +85,16 @@ func (s *Session) start() error {
 	first := (*bp)[:n]
 	switch {
 	case first[0] == 'G': // "GET ": an HTTP upgrade
-		rest, err := s.upgrade(bytes.Clone(first))
+		br := upgradeReaders.Get().(*bufio.Reader)
+		defer upgradeReaders.Put(br)
+		br.Reset(&prefixedReader{first: first, r: s.nc})
+		defer br.Reset(nil)
+		rest, err := s.upgrade(br)
 		if err != nil {
 			return err
 		}
-		// Frames the client sent right behind its request are already read.
+		// Frames the client sent right behind its request are already
+		// read; they are handled before br goes back to the pool.
 		return s.feedWS(rest)
 	case first[0] == byte(protocol.Handshake):
 		return s.feed(first)

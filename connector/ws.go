@@ -2,11 +2,11 @@ package connector
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/gobwas/ws"
 
@@ -52,11 +52,31 @@ type wsFrame struct {
 	ctrlMask [4]byte
 }
 
-// upgrade answers the HTTP upgrade whose first bytes the sniffer read, and
-// returns the bytes the client sent after its request (a first frame
-// pipelined without waiting for the 101), which the caller must feed.
-func (s *Session) upgrade(first []byte) ([]byte, error) {
-	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(first), s.nc), 4096)
+// upgradeReaders buffer HTTP upgrades: a connection needs one only until
+// its upgrade is answered.
+var upgradeReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+
+// prefixedReader reads first, then r: the sniffed bytes, then the rest of
+// the request.
+type prefixedReader struct {
+	first []byte
+	r     io.Reader
+}
+
+func (p *prefixedReader) Read(b []byte) (int, error) {
+	if len(p.first) > 0 {
+		n := copy(b, p.first)
+		p.first = p.first[n:]
+		return n, nil
+	}
+	return p.r.Read(b)
+}
+
+// upgrade answers the HTTP upgrade that br reads (the sniffed bytes first),
+// and returns the bytes the client sent after its request (a first frame
+// pipelined without waiting for the 101), which the caller must feed
+// before br is reused.
+func (s *Session) upgrade(br *bufio.Reader) ([]byte, error) {
 	rw := struct {
 		io.Reader
 		io.Writer
