@@ -35,6 +35,7 @@ type options struct {
 	stopTimeout                  time.Duration
 	cpuProfile                   string
 	memProfile                   string
+	trimMemory                   bool
 }
 
 func (a *App) parse(args []string) (*options, error) {
@@ -56,6 +57,7 @@ func (a *App) parse(args []string) (*options, error) {
 	fs.StringVar(&o.group, "group", "", "group, for a server not in the config")
 	fs.DurationVar(&o.stopTimeout, "stop-timeout", 10*time.Second, "time in-flight work gets on a graceful stop")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	fs.BoolVar(&o.trimMemory, "trim-memory", true, "return the heap's free memory to the system once the server goes quiet after a burst (app/memtrim.go)")
 	fs.StringVar(&o.memProfile, "memprofile", "", "on each SIGUSR1, log the runtime's memory classes and write a heap profile (after a GC) to this file")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -335,6 +337,10 @@ func (r *runner) run(ctx context.Context, secret, master string) error {
 	}
 	hookCtx, stopHooks := context.WithCancel(context.Background())
 	defer stopHooks()
+	if r.o.trimMemory {
+		wg.Add(1)
+		go func() { defer wg.Done(); trimMemory(hookCtx, r.log) }()
+	}
 	info := a.Info()
 	for _, fn := range a.onServe {
 		wg.Add(1)
