@@ -16,8 +16,8 @@ import (
 // seconds) that leaves the process holding the burst's garbage for as long
 // as it stays quiet: no collection comes to free it. The trimmer watches
 // for that: once a server has gone quiet (it allocated less than a
-// sixteenth of its live heap over a period) while holding much more free
-// and garbage heap than it uses, it collects and returns the free memory
+// sixteenth of its live heap over a period) while holding free and garbage
+// heap of at least a quarter of what it uses (and 8 MB), it collects and returns the free memory
 // at once (debug.FreeOSMemory), at most once per trimMinGap. A busy server
 // keeps GOGC's trade of memory for less GC work.
 
@@ -25,7 +25,7 @@ const (
 	trimPeriod = 5 * time.Second
 	trimMinGap = 30 * time.Second
 	// trimMin is the least reclaimable heap worth a forced collection.
-	trimMin = 16 << 20
+	trimMin = 8 << 20
 )
 
 var trimMetrics = []string{
@@ -59,7 +59,7 @@ func shouldTrim(prev, cur heapState) bool {
 		garbage = cur.objects - cur.live
 	}
 	reclaimable := cur.free + garbage
-	return allocated < cur.live/16 && reclaimable >= max(trimMin, cur.live/2)
+	return allocated < cur.live/16 && reclaimable >= max(trimMin, cur.live/4)
 }
 
 // trimMemory runs the trimmer until ctx ends.

@@ -272,8 +272,12 @@ func (s *Session) close(cause error) {
 	s.startDrainLocked()
 }
 
-// releaseQueues drops the dispatch and write queues' arrays when they are
-// empty and unused, so that an idle session holds none (they are kept
+// idleWriteQueue is the write queue capacity an idle session keeps: enough
+// for the heartbeat answer, which would otherwise allocate one every time.
+const idleWriteQueue = 2
+
+// releaseQueues drops the dispatch queue's array and a write queue array
+// grown past idleWriteQueue when they are empty and unused (they are kept
 // while a session is busy: they are reused from one message to the next).
 func (s *Session) releaseQueues() {
 	s.qmu.Lock()
@@ -282,7 +286,7 @@ func (s *Session) releaseQueues() {
 	}
 	s.qmu.Unlock()
 	s.wmu.Lock()
-	if !s.writing && len(s.wq) == 0 {
+	if !s.writing && len(s.wq) == 0 && cap(s.wq) > idleWriteQueue {
 		s.wq = nil
 	}
 	s.wmu.Unlock()

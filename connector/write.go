@@ -161,6 +161,12 @@ func (s *Session) writeOut(wait bool) {
 				if cap(s.wq) > 64 {
 					s.wq = nil // a burst's queue is not kept by an idle session
 				}
+				if s.wq == nil && cap(batch) <= 64 && !s.closed.Load() {
+					// Keep the last batch's (cleared) array for the next
+					// write: a session's every write would allocate one
+					// otherwise (a heartbeat answer, say).
+					s.wq = batch[:0]
+				}
 				closeNow := s.closeAfter && !s.closed.Load()
 				s.wmu.Unlock()
 				if closeNow {
