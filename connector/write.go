@@ -20,6 +20,10 @@ type outbound struct {
 // of tiny packages also hits the queue limit.
 const queueEntryCost = 32
 
+// keptWriteQueue is the largest batch array a writer keeps as the
+// session's next write queue (entries, 32 bytes each).
+const keptWriteQueue = 8
+
 // writeBufSize is the pooled buffer the writer fills before each write.
 const writeBufSize = 32 << 10
 
@@ -161,7 +165,7 @@ func (s *Session) writeOut(wait bool) {
 				if cap(s.wq) > 64 {
 					s.wq = nil // a burst's queue is not kept by an idle session
 				}
-				if s.wq == nil && cap(batch) <= 64 && !s.closed.Load() {
+				if s.wq == nil && cap(batch) <= keptWriteQueue && !s.closed.Load() {
 					// Keep the last batch's (cleared) array for the next
 					// write: a session's every write would allocate one
 					// otherwise (a heartbeat answer, say).

@@ -37,19 +37,18 @@ const (
 
 // wsFrame is the reader's position in the client's frame stream.
 type wsFrame struct {
-	remaining  int64   // payload bytes of the current data frame still to come
-	msgLen     int64   // payload bytes of the current (possibly fragmented) message so far
-	mask       [4]byte // client frames are always masked
-	maskOff    int     // offset into the mask for the next payload byte
-	fragmented bool    // inside a message split over continuation frames
+	remaining int64  // payload bytes of the current data frame still to come
+	msgLen    int64  // payload bytes of the current (possibly fragmented) message so far
+	ctrl      []byte // the control frame's payload so far (at most 125 bytes)
+	maskOff   int    // offset into the mask for the next payload byte
+	hdrLen    int
+	ctrlNeed  int
 
-	hdr    [maxFrameHeader]byte // a header split across reads
-	hdrLen int
-
-	ctrlOp   byte   // control frame being collected (0: none)
-	ctrl     []byte // its payload so far (at most 125 bytes)
-	ctrlNeed int
-	ctrlMask [4]byte
+	mask       [4]byte              // client frames are always masked
+	ctrlMask   [4]byte              // the control frame's mask
+	hdr        [maxFrameHeader]byte // a header split across reads
+	fragmented bool                 // inside a message split over continuation frames
+	ctrlOp     byte                 // control frame being collected (0: none)
 }
 
 // upgradeReaders buffer HTTP upgrades: a connection needs one only until
