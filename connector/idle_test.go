@@ -119,3 +119,25 @@ func TestParkedSessionsPushAndShutdown(t *testing.T) {
 		c.expectClosed()
 	}
 }
+
+// A burst of only heartbeats parks the session at once (its client is
+// idle); one with a request keeps the reader until the session is silent
+// for idleAfter.
+func TestHeartbeatParksAtOnce(t *testing.T) {
+	for _, useWS := range []bool{false, true} {
+		srv := startServer(t, Config{Heartbeat: time.Minute, idleAfter: time.Hour})
+		c := dialRaw(t, srv.addr, useWS)
+		c.handshake()
+		c.request(1, "connector.echo.echo", `"a"`)
+		time.Sleep(50 * time.Millisecond)
+		if n := parkedCount(srv); n != 0 {
+			t.Fatalf("ws=%v: a session that just made a request parked", useWS)
+		}
+		c.sendPkg(protocol.Heartbeat, nil)
+		c.expect(protocol.Heartbeat)
+		waitFor(t, "session parked after a heartbeat", func() bool { return parkedCount(srv) == 1 })
+		if m := c.request(2, "connector.echo.echo", `"b"`); string(m.Body) != `"b"` {
+			t.Fatalf("reply %q", m.Body)
+		}
+	}
+}

@@ -129,6 +129,7 @@ func (s *Session) readBurst() error {
 		}
 		return err
 	}
+	s.onlyHeartbeats = true
 	if s.ws {
 		err = s.feedWS((*bp)[:n])
 	} else {
@@ -137,6 +138,11 @@ func (s *Session) readBurst() error {
 	bufPool.Put(bp)
 	if err != nil {
 		return err
+	}
+	// A burst of nothing but heartbeats is an idle client's: park at once
+	// rather than wait for the sweeper (idle_linux.go).
+	if s.onlyHeartbeats && s.park() {
+		return errHandedOff
 	}
 	s.continueReading()
 	return errHandedOff
@@ -207,6 +213,9 @@ func (s *Session) rearmHeartbeat() bool {
 }
 
 func (s *Session) onPackage(p protocol.Package) error {
+	if p.Type != protocol.Heartbeat {
+		s.onlyHeartbeats = false
+	}
 	switch p.Type {
 	case protocol.Handshake:
 		if !s.state.CompareAndSwap(stInit, stHandshaking) {

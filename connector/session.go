@@ -44,10 +44,12 @@ type Session struct {
 	ws  bool            // set once by the reader before any write
 	// The small fields sit together (a session is ~0.5 KB; 15,000 idle ones
 	// are what the connector holds), each with the owner noted below.
-	pollAdded  bool // reader: the socket is registered with the idle poller
-	running    bool // qmu: a dispatch worker runs
-	writing    bool // wmu: a writer runs
-	closeAfter bool // wmu: a kick is queued: close once it is written
+	pollAdded bool // reader: the socket is registered with the idle poller
+	// reader: the burst being handled held only heartbeats
+	onlyHeartbeats bool
+	running        bool // qmu: a dispatch worker runs
+	writing        bool // wmu: a writer runs
+	closeAfter     bool // wmu: a kick is queued: close once it is written
 
 	state  atomic.Int32
 	uid    atomic.Pointer[string]
