@@ -37,6 +37,8 @@ type Server struct {
 	nextID   atomic.Int64
 	draining atomic.Bool // Shutdown began: new requests are refused
 
+	settings settingsTable // settings maps shared between sessions
+
 	mu        sync.RWMutex
 	sessions  map[int64]*Session
 	uids      map[string]*Session

@@ -90,8 +90,8 @@ type Session struct {
 	wqBytes    int
 	closeCause error
 
-	mu       sync.Mutex // settings and hooks
-	settings map[string]string
+	mu       sync.Mutex   // settings and hooks
+	settings *settingsBox // copy-on-write, possibly shared (settings.go); nil for none
 	hooks    []func(*Session)
 }
 
@@ -158,7 +158,10 @@ func (s *Session) Bind(ctx context.Context, uid string) error {
 func (s *Session) Get(key string) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v, ok := s.settings[key]
+	if s.settings == nil {
+		return "", false
+	}
+	v, ok := s.settings.m[key]
 	return v, ok
 }
 
@@ -166,13 +169,17 @@ func (s *Session) Get(key string) (string, bool) {
 // and are read with every forwarded message (SettingsView).
 func (s *Session) Set(key, value string) {
 	s.mu.Lock()
-	if v, ok := s.settings[key]; !ok || v != value {
-		next := make(map[string]string, len(s.settings)+1)
-		for k, v := range s.settings {
+	var cur map[string]string
+	if s.settings != nil {
+		cur = s.settings.m
+	}
+	if v, ok := cur[key]; !ok || v != value {
+		next := make(map[string]string, len(cur)+1)
+		for k, v := range cur {
 			next[k] = v
 		}
 		next[key] = value
-		s.settings = next
+		s.settings = s.srv.settings.share(next)
 	}
 	s.mu.Unlock()
 }
@@ -193,7 +200,10 @@ func (s *Session) Settings() map[string]string {
 func (s *Session) SettingsView() map[string]string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.settings
+	if s.settings == nil {
+		return nil
+	}
+	return s.settings.m
 }
 
 // OnClose registers fn to run once when the session ends, after any message
