@@ -156,14 +156,16 @@ func (s *Session) park() bool {
 	if p == nil || s.rc == nil || s.state.Load() != stWorking {
 		return false
 	}
-	s.releaseQueues()
 	added := s.pollAdded
 	s.pollAdded = true
 	id := s.id
 	var err error
 	// Published before the socket is armed: the waiter may claim the
-	// session as soon as epoll_ctl returns.
+	// session as soon as epoll_ctl returns. And before the queues are
+	// released: a dispatch worker or writer finishing from now on sees it
+	// and keeps no array either.
 	s.parked.Store(true)
+	s.releaseQueues()
 	if cerr := s.rc.Control(func(fd uintptr) { err = p.arm(int(fd), id, added) }); cerr != nil {
 		err = cerr
 	}

@@ -162,10 +162,14 @@ func (s *Session) writeOut(wait bool) {
 			s.wmu.Lock()
 			if len(s.wq) == 0 || s.closed.Load() {
 				s.writing = false
-				if cap(s.wq) > 64 {
+				keep := keptWriteQueue
+				if s.parked.Load() {
+					keep = idleWriteQueue // see releaseQueues
+				}
+				if cap(s.wq) > keep {
 					s.wq = nil // a burst's queue is not kept by an idle session
 				}
-				if s.wq == nil && cap(batch) <= keptWriteQueue && !s.closed.Load() {
+				if s.wq == nil && cap(batch) <= keep && !s.closed.Load() {
 					// Keep the last batch's (cleared) array for the next
 					// write: a session's every write would allocate one
 					// otherwise (a heartbeat answer, say).
