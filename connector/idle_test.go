@@ -141,3 +141,26 @@ func TestHeartbeatParksAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// A heartbeat followed by part of a package does not park the session:
+// the rest is read by the same reader.
+func TestNoParkMidPackage(t *testing.T) {
+	srv := startServer(t, Config{Heartbeat: time.Minute, idleAfter: time.Hour})
+	c := dialRaw(t, srv.addr, false)
+	c.handshake()
+	hb, _ := protocol.EncodePackage(protocol.Heartbeat, nil)
+	msg, err := protocol.EncodeDataPackage(&protocol.Message{Type: protocol.Request, ID: 7, Route: "connector.echo.echo", Body: []byte(`"x"`)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.send(append(hb, msg[:3]...))
+	c.expect(protocol.Heartbeat)
+	time.Sleep(50 * time.Millisecond)
+	if n := parkedCount(srv); n != 0 {
+		t.Fatal("parked in the middle of a package")
+	}
+	c.send(msg[3:])
+	if m := c.expectMsg(protocol.Response); m.ID != 7 || string(m.Body) != `"x"` {
+		t.Fatalf("response %d %q", m.ID, m.Body)
+	}
+}

@@ -140,8 +140,9 @@ func (s *Session) readBurst() error {
 		return err
 	}
 	// A burst of nothing but heartbeats is an idle client's: park at once
-	// rather than wait for the sweeper (idle_linux.go).
-	if s.onlyHeartbeats && s.park() {
+	// rather than wait for the sweeper (idle_linux.go). Not in the middle
+	// of a package or frame: its rest is probably on its way.
+	if s.onlyHeartbeats && s.dec.Buffered() == 0 && s.frame.between() && s.park() {
 		return errHandedOff
 	}
 	s.continueReading()

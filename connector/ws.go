@@ -51,6 +51,12 @@ type wsFrame struct {
 	ctrlOp     byte                 // control frame being collected (0: none)
 }
 
+// between reports whether the reader is between frames (always, on a raw
+// TCP connection).
+func (f *wsFrame) between() bool {
+	return f.remaining == 0 && f.hdrLen == 0 && f.ctrlNeed == 0
+}
+
 // upgradeReaders buffer HTTP upgrades: a connection needs one only until
 // its upgrade is answered.
 var upgradeReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
