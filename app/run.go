@@ -34,6 +34,8 @@ type options struct {
 	frontend                     bool
 	stopTimeout                  time.Duration
 	cpuProfile                   string
+	memProfile                   string
+	trimMemory                   bool
 }
 
 func (a *App) parse(args []string) (*options, error) {
@@ -55,6 +57,8 @@ func (a *App) parse(args []string) (*options, error) {
 	fs.StringVar(&o.group, "group", "", "group, for a server not in the config")
 	fs.DurationVar(&o.stopTimeout, "stop-timeout", 10*time.Second, "time in-flight work gets on a graceful stop")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	fs.BoolVar(&o.trimMemory, "trim-memory", true, "return the heap's free memory to the system once the server goes quiet after a burst (app/memtrim.go)")
+	fs.StringVar(&o.memProfile, "memprofile", "", "on each SIGUSR1, log the runtime's memory classes and write a heap profile (after a GC) to this file")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -141,6 +145,9 @@ func (a *App) Run(ctx context.Context, args []string) error {
 			return fmt.Errorf("--cpuprofile: %w", err)
 		}
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	if o.memProfile != "" {
+		defer watchMemProfile(o.memProfile, log.With("server", self.ID))()
 	}
 	// Every line names its server, so that logs gathered from many
 	// processes (JSON in production) group by server and by type. The
@@ -330,6 +337,10 @@ func (r *runner) run(ctx context.Context, secret, master string) error {
 	}
 	hookCtx, stopHooks := context.WithCancel(context.Background())
 	defer stopHooks()
+	if r.o.trimMemory {
+		wg.Add(1)
+		go func() { defer wg.Done(); trimMemory(hookCtx, r.log) }()
+	}
 	info := a.Info()
 	for _, fn := range a.onServe {
 		wg.Add(1)

@@ -87,7 +87,15 @@ type Config struct {
 	OnRefused func(route string, code int)
 
 	Logger *slog.Logger
+
+	// idleAfter is how long a working session is silent before its reader
+	// parks with the idle poller (idle_linux.go); tests shorten it.
+	idleAfter time.Duration
 }
+
+// defaultIdleAfter: long enough that a session in a conversation keeps its
+// reader, short against a heartbeat interval.
+const defaultIdleAfter = time.Second
 
 func (c *Config) setDefaults() error {
 	if c.Handler == nil {
@@ -142,6 +150,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.idleAfter == 0 {
+		c.idleAfter = defaultIdleAfter
 	}
 	return nil
 }

@@ -72,8 +72,8 @@ func (s *Session) drain() {
 		s.qmu.Lock()
 		if s.inHead == len(s.inq) {
 			s.inq, s.inHead = s.inq[:0], 0
-			if cap(s.inq) > 16 {
-				s.inq = nil
+			if cap(s.inq) > 16 || s.parked.Load() {
+				s.inq = nil // a parked (idle) session keeps none (releaseQueues)
 			}
 			s.running = false
 			s.qmu.Unlock()

@@ -13,7 +13,9 @@
 //
 // The package is built for many idle connections and slow clients: an idle
 // connection holds no read buffer (the reader waits for readability before
-// taking a pooled one), each session's writes go through a bounded queue
+// taking a pooled one) and, on Linux, no goroutine either (a session silent
+// for a second, or that only heartbeats, waits in a per-server epoll set:
+// idle_linux.go), equal session settings share one map, each session's writes go through a bounded queue
 // drained by an on-demand writer that batches a client's packages into one
 // write (on WebSocket, into one binary frame, which Pomelo's clients decode
 // package by package), and a client that stops reading is closed rather

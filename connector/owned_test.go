@@ -13,6 +13,11 @@ import (
 // started still runs: readers (also mid-burst and mid-handshake), session
 // workers, waiting writers, flushers.
 func TestCloseWaitsForItsGoroutines(t *testing.T) {
+	// An earlier test's server may still be unwinding the goroutine that
+	// told its Close that all had ended: let those go first.
+	if leaked := leakcheck.Wait(5 * time.Second); leaked != "" {
+		t.Fatalf("goroutines of earlier tests still run:\n\n%s", leaked)
+	}
 	srv := startServer(t, Config{})
 	var clients []*rawClient
 	for i := range 6 {

@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -84,11 +85,16 @@ func (s *Session) start() error {
 	first := (*bp)[:n]
 	switch {
 	case first[0] == 'G': // "GET ": an HTTP upgrade
-		rest, err := s.upgrade(bytes.Clone(first))
+		br := upgradeReaders.Get().(*bufio.Reader)
+		defer upgradeReaders.Put(br)
+		br.Reset(&prefixedReader{first: first, r: s.nc})
+		defer br.Reset(nil)
+		rest, err := s.upgrade(br)
 		if err != nil {
 			return err
 		}
-		// Frames the client sent right behind its request are already read.
+		// Frames the client sent right behind its request are already
+		// read; they are handled before br goes back to the pool.
 		return s.feedWS(rest)
 	case first[0] == byte(protocol.Handshake):
 		return s.feed(first)
@@ -106,12 +112,24 @@ func (s *Session) start() error {
 func (s *Session) readBurst() error {
 	bp, n, err := s.readChunk()
 	if err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) && s.rearmHeartbeat() {
-			s.continueReading()
-			return errHandedOff
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if s.toPark.Swap(false) {
+				// The sweeper found the session idle (idle_linux.go).
+				if s.park() {
+					return errHandedOff
+				}
+				s.resumeDeadline()
+				s.continueReading()
+				return errHandedOff
+			}
+			if s.rearmHeartbeat() {
+				s.continueReading()
+				return errHandedOff
+			}
 		}
 		return err
 	}
+	s.onlyHeartbeats = true
 	if s.ws {
 		err = s.feedWS((*bp)[:n])
 	} else {
@@ -120,6 +138,12 @@ func (s *Session) readBurst() error {
 	bufPool.Put(bp)
 	if err != nil {
 		return err
+	}
+	// A burst of nothing but heartbeats is an idle client's: park at once
+	// rather than wait for the sweeper (idle_linux.go). Not in the middle
+	// of a package or frame: its rest is probably on its way.
+	if s.onlyHeartbeats && s.dec.Buffered() == 0 && s.frame.between() && s.park() {
+		return errHandedOff
 	}
 	s.continueReading()
 	return errHandedOff
@@ -137,17 +161,38 @@ func (s *Session) feed(p []byte) error {
 // reader re-arms it (rearmHeartbeat), so a client is closed after exactly
 // the timeout of silence, as documented.
 func (s *Session) touch() {
-	timeout := s.srv.cfg.HeartbeatTimeout
-	if s.state.Load() != stWorking || timeout <= 0 {
+	if s.state.Load() != stWorking {
 		return
 	}
 	now := time.Now()
-	s.lastRead = now.UnixNano()
-	if s.lastRead-s.deadlineAt < int64(timeout/4) {
+	last := now.UnixNano()
+	s.lastRead.Store(last)
+	timeout := s.srv.cfg.HeartbeatTimeout
+	if timeout <= 0 || last-s.deadlineAt < int64(timeout/4) {
 		return
 	}
-	s.deadlineAt = s.lastRead
+	s.deadlineAt = last
 	s.nc.SetReadDeadline(now.Add(timeout))
+}
+
+// unpark starts a reader for a session the idle poller held, whose socket
+// became readable.
+func (s *Session) unpark() {
+	s.resumeDeadline()
+	s.continueReading()
+}
+
+// resumeDeadline gives a reader back the read deadline it needs (the
+// heartbeat deadline, or none) after the sweeper moved it into the past.
+func (s *Session) resumeDeadline() {
+	timeout := s.srv.cfg.HeartbeatTimeout
+	if timeout <= 0 {
+		s.nc.SetReadDeadline(time.Time{})
+		return
+	}
+	last := s.lastRead.Load()
+	s.deadlineAt = last
+	s.nc.SetReadDeadline(time.Unix(0, last).Add(timeout))
 }
 
 // rearmHeartbeat handles a read deadline that fired: if the client has not
@@ -158,16 +203,20 @@ func (s *Session) rearmHeartbeat() bool {
 	if s.state.Load() != stWorking || timeout <= 0 {
 		return false
 	}
-	until := time.Unix(0, s.lastRead).Add(timeout)
+	last := s.lastRead.Load()
+	until := time.Unix(0, last).Add(timeout)
 	if !time.Now().Before(until) {
 		return false
 	}
-	s.deadlineAt = s.lastRead
+	s.deadlineAt = last
 	s.nc.SetReadDeadline(until)
 	return true
 }
 
 func (s *Session) onPackage(p protocol.Package) error {
+	if p.Type != protocol.Heartbeat {
+		s.onlyHeartbeats = false
+	}
 	switch p.Type {
 	case protocol.Handshake:
 		if !s.state.CompareAndSwap(stInit, stHandshaking) {

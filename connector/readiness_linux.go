@@ -31,7 +31,7 @@ func (s *Session) readChunk() (*[]byte, int, error) {
 	if s.readFn == nil {
 		s.readFn = s.readReady // one closure per connection, not per read
 	}
-	s.rn, s.rerr = 0, nil
+	s.rn, s.rerr = 0, 0
 	if err := s.rc.Read(s.readFn); err != nil {
 		if s.rbuf != nil {
 			bufPool.Put(s.rbuf)
@@ -41,7 +41,7 @@ func (s *Session) readChunk() (*[]byte, int, error) {
 	}
 	bp := s.rbuf
 	s.rbuf = nil
-	if s.rerr != nil {
+	if s.rerr != 0 {
 		bufPool.Put(bp)
 		return nil, 0, s.rerr
 	}
@@ -49,7 +49,7 @@ func (s *Session) readChunk() (*[]byte, int, error) {
 		bufPool.Put(bp)
 		return nil, 0, io.EOF
 	}
-	return bp, s.rn, nil
+	return bp, int(s.rn), nil
 }
 
 // readReady is the readiness callback: false means "nothing yet, park".
@@ -67,9 +67,9 @@ func (s *Session) readReady(fd uintptr) bool {
 			s.rbuf = nil
 			return false
 		case err != nil:
-			s.rerr = err
+			s.rerr = errno(err)
 		default:
-			s.rn = n
+			s.rn = int32(n)
 		}
 		return true
 	}
@@ -85,13 +85,16 @@ func (s *Session) tryWrite(b []byte) (int, error) {
 	if s.writeFn == nil {
 		s.writeFn = s.writeReady
 	}
-	s.wbuf, s.wn, s.werr = b, 0, nil
+	s.wbuf, s.wn, s.werr = b, 0, 0
 	err := s.rc.Write(s.writeFn)
 	s.wbuf = nil
 	if err != nil {
 		return s.wn, err
 	}
-	return s.wn, s.werr
+	if s.werr != 0 {
+		return s.wn, s.werr
+	}
+	return s.wn, nil
 }
 
 // writeReady is the write callback: one attempt, never a wait.
@@ -104,10 +107,19 @@ func (s *Session) writeReady(fd uintptr) bool {
 		case errors.Is(err, syscall.EAGAIN):
 			return true // full: the caller hands the rest to a waiting writer
 		case err != nil:
-			s.werr = err
+			s.werr = errno(err)
 			return true
 		}
 		s.wn += n
 	}
 	return true
+}
+
+// errno is the Errno a failed system call returned (the reader and writer
+// keep it in 8 bytes rather than an interface's 16).
+func errno(err error) syscall.Errno {
+	if e, ok := err.(syscall.Errno); ok && e != 0 {
+		return e
+	}
+	return syscall.EIO
 }

@@ -37,6 +37,8 @@ type Server struct {
 	nextID   atomic.Int64
 	draining atomic.Bool // Shutdown began: new requests are refused
 
+	settings settingsTable // settings maps shared between sessions
+
 	mu        sync.RWMutex
 	sessions  map[int64]*Session
 	uids      map[string]*Session
@@ -50,8 +52,11 @@ type Server struct {
 	// finish waits for both.
 	routines routines.Group
 
-	flushers   []*flusher
-	flushQuit  chan struct{}
+	flushers  []*flusher
+	flushQuit chan struct{} // also stops the idle sweeper
+	// idle holds the read side of idle sessions (nil: each keeps its
+	// reader).
+	idle       *idlePoller
 	finishOnce sync.Once
 
 	// failLog keeps the per-request failure lines (request or notify
@@ -90,6 +95,10 @@ func New(cfg Config) (*Server, error) {
 		f := newFlusher()
 		s.flushers = append(s.flushers, f)
 		s.routines.Go(func() { f.run(s.flushQuit) })
+	}
+	if s.idle = newIdlePoller(s); s.idle != nil {
+		s.routines.Go(s.idle.run)
+		s.routines.Go(func() { s.idle.sweep(s.flushQuit) })
 	}
 	s.heartbeatPkg, _ = protocol.EncodePackage(protocol.Heartbeat, nil)
 	offer := protocol.HandshakeOffer{Heartbeat: int(cfg.Heartbeat / time.Second), Dict: cfg.Dictionary}
@@ -259,6 +268,7 @@ func (s *Server) finish() {
 	s.cancel()
 	s.finishOnce.Do(func() {
 		close(s.flushQuit)
+		s.idle.close()
 		s.routines.Wait()
 		s.pool.Close()
 		s.pool.Wait()

@@ -42,10 +42,24 @@ type Session struct {
 	nc  net.Conn
 	rc  syscall.RawConn // nil when the conn does not expose one
 	ws  bool            // set once by the reader before any write
+	// The small fields sit together (a session is ~0.5 KB; 15,000 idle ones
+	// are what the connector holds), each with the owner noted below.
+	pollAdded bool // reader: the socket is registered with the idle poller
+	// reader: the burst being handled held only heartbeats
+	onlyHeartbeats bool
+	running        bool // qmu: a dispatch worker runs
+	writing        bool // wmu: a writer runs
+	closeAfter     bool // wmu: a kick is queued: close once it is written
 
 	state  atomic.Int32
 	uid    atomic.Pointer[string]
 	closed atomic.Bool
+	// Idle parking (idle_linux.go): parked is set while the idle poller
+	// holds the read side (no reader runs), toPark asks the reader to park.
+	parked   atomic.Bool
+	toPark   atomic.Bool
+	rn       int32        // reader: bytes read by readReady (at most readBufSize)
+	lastRead atomic.Int64 // unix nanos of the client's last bytes, once working
 
 	// Owned by the reader goroutine.
 	dec          protocol.Decoder
@@ -53,19 +67,16 @@ type Session struct {
 	readFn       func(fd uintptr) bool
 	readNext     func() // the next read loop, started by continueReading
 	rbuf         *[]byte
-	rn           int
-	rerr         error
-	deadlineAt   int64 // unix nanos when the read deadline was last pushed out
-	lastRead     int64 // unix nanos of the client's last bytes, once working
+	rerr         syscall.Errno // set by readReady
+	deadlineAt   int64         // unix nanos when the read deadline was last pushed out
 	rateTokens   float64
 	rateAt       int64
 	rateNotified int64
 
-	qmu     sync.Mutex // dispatch queue
-	inq     []inbound
-	inHead  int
-	running bool
-	inWait  chan struct{}
+	qmu    sync.Mutex // dispatch queue
+	inq    []inbound
+	inHead int
+	inWait chan struct{}
 
 	wmu sync.Mutex // write queue
 	wq  []outbound
@@ -74,15 +85,13 @@ type Session struct {
 	writeFn func(fd uintptr) bool
 	wbuf    []byte
 	wn      int
-	werr    error
+	werr    syscall.Errno // set by writeReady
 
 	wqBytes    int
-	writing    bool
-	closeAfter bool // a kick is queued: close once it is written
 	closeCause error
 
-	mu       sync.Mutex // settings and hooks
-	settings map[string]string
+	mu       sync.Mutex   // settings and hooks
+	settings *settingsBox // copy-on-write, possibly shared (settings.go); nil for none
 	hooks    []func(*Session)
 }
 
@@ -149,7 +158,10 @@ func (s *Session) Bind(ctx context.Context, uid string) error {
 func (s *Session) Get(key string) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v, ok := s.settings[key]
+	if s.settings == nil {
+		return "", false
+	}
+	v, ok := s.settings.m[key]
 	return v, ok
 }
 
@@ -157,13 +169,17 @@ func (s *Session) Get(key string) (string, bool) {
 // and are read with every forwarded message (SettingsView).
 func (s *Session) Set(key, value string) {
 	s.mu.Lock()
-	if v, ok := s.settings[key]; !ok || v != value {
-		next := make(map[string]string, len(s.settings)+1)
-		for k, v := range s.settings {
+	var cur map[string]string
+	if s.settings != nil {
+		cur = s.settings.m
+	}
+	if v, ok := cur[key]; !ok || v != value {
+		next := make(map[string]string, len(cur)+1)
+		for k, v := range cur {
 			next[k] = v
 		}
 		next[key] = value
-		s.settings = next
+		s.settings = s.srv.settings.share(next)
 	}
 	s.mu.Unlock()
 }
@@ -184,7 +200,10 @@ func (s *Session) Settings() map[string]string {
 func (s *Session) SettingsView() map[string]string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.settings
+	if s.settings == nil {
+		return nil
+	}
+	return s.settings.m
 }
 
 // OnClose registers fn to run once when the session ends, after any message
@@ -265,6 +284,26 @@ func (s *Session) close(cause error) {
 		s.inWait = nil
 	}
 	s.startDrainLocked()
+}
+
+// idleWriteQueue is the write queue capacity an idle session keeps: enough
+// for the heartbeat answer, which would otherwise allocate one every time.
+const idleWriteQueue = 2
+
+// releaseQueues drops the dispatch queue's array and a write queue array
+// grown past idleWriteQueue when they are empty and unused (they are kept
+// while a session is busy: they are reused from one message to the next).
+func (s *Session) releaseQueues() {
+	s.qmu.Lock()
+	if !s.running && s.inHead == len(s.inq) {
+		s.inq, s.inHead = nil, 0
+	}
+	s.qmu.Unlock()
+	s.wmu.Lock()
+	if !s.writing && len(s.wq) == 0 && cap(s.wq) > idleWriteQueue {
+		s.wq = nil
+	}
+	s.wmu.Unlock()
 }
 
 // finish runs the close hooks; it is the last thing a session does.

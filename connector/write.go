@@ -21,6 +21,10 @@ type outbound struct {
 // of tiny packages also hits the queue limit.
 const queueEntryCost = 32
 
+// keptWriteQueue is the largest batch array a writer keeps as the
+// session's next write queue (entries, 32 bytes each).
+const keptWriteQueue = 8
+
 // writeBufSize is the pooled buffer the writer fills before each write.
 const writeBufSize = 32 << 10
 
@@ -166,8 +170,18 @@ func (s *Session) writeOut(wait bool) {
 			s.wmu.Lock()
 			if len(s.wq) == 0 || s.closed.Load() {
 				s.writing = false
-				if cap(s.wq) > 64 {
+				keep := keptWriteQueue
+				if s.parked.Load() {
+					keep = idleWriteQueue // see releaseQueues
+				}
+				if cap(s.wq) > keep {
 					s.wq = nil // a burst's queue is not kept by an idle session
+				}
+				if s.wq == nil && cap(batch) <= keep && !s.closed.Load() {
+					// Keep the last batch's (cleared) array for the next
+					// write: a session's every write would allocate one
+					// otherwise (a heartbeat answer, say).
+					s.wq = batch[:0]
 				}
 				closeNow := s.closeAfter && !s.closed.Load()
 				s.wmu.Unlock()

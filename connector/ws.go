@@ -2,11 +2,11 @@ package connector
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/gobwas/ws"
 
@@ -37,26 +37,51 @@ const (
 
 // wsFrame is the reader's position in the client's frame stream.
 type wsFrame struct {
-	remaining  int64   // payload bytes of the current data frame still to come
-	msgLen     int64   // payload bytes of the current (possibly fragmented) message so far
-	mask       [4]byte // client frames are always masked
-	maskOff    int     // offset into the mask for the next payload byte
-	fragmented bool    // inside a message split over continuation frames
+	remaining int64  // payload bytes of the current data frame still to come
+	msgLen    int64  // payload bytes of the current (possibly fragmented) message so far
+	ctrl      []byte // the control frame's payload so far (at most 125 bytes)
+	maskOff   int    // offset into the mask for the next payload byte
+	hdrLen    int
+	ctrlNeed  int
 
-	hdr    [maxFrameHeader]byte // a header split across reads
-	hdrLen int
-
-	ctrlOp   byte   // control frame being collected (0: none)
-	ctrl     []byte // its payload so far (at most 125 bytes)
-	ctrlNeed int
-	ctrlMask [4]byte
+	mask       [4]byte              // client frames are always masked
+	ctrlMask   [4]byte              // the control frame's mask
+	hdr        [maxFrameHeader]byte // a header split across reads
+	fragmented bool                 // inside a message split over continuation frames
+	ctrlOp     byte                 // control frame being collected (0: none)
 }
 
-// upgrade answers the HTTP upgrade whose first bytes the sniffer read, and
-// returns the bytes the client sent after its request (a first frame
-// pipelined without waiting for the 101), which the caller must feed.
-func (s *Session) upgrade(first []byte) ([]byte, error) {
-	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(first), s.nc), 4096)
+// between reports whether the reader is between frames (always, on a raw
+// TCP connection).
+func (f *wsFrame) between() bool {
+	return f.remaining == 0 && f.hdrLen == 0 && f.ctrlNeed == 0
+}
+
+// upgradeReaders buffer HTTP upgrades: a connection needs one only until
+// its upgrade is answered.
+var upgradeReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+
+// prefixedReader reads first, then r: the sniffed bytes, then the rest of
+// the request.
+type prefixedReader struct {
+	first []byte
+	r     io.Reader
+}
+
+func (p *prefixedReader) Read(b []byte) (int, error) {
+	if len(p.first) > 0 {
+		n := copy(b, p.first)
+		p.first = p.first[n:]
+		return n, nil
+	}
+	return p.r.Read(b)
+}
+
+// upgrade answers the HTTP upgrade that br reads (the sniffed bytes first),
+// and returns the bytes the client sent after its request (a first frame
+// pipelined without waiting for the 101), which the caller must feed
+// before br is reused.
+func (s *Session) upgrade(br *bufio.Reader) ([]byte, error) {
 	rw := struct {
 		io.Reader
 		io.Writer

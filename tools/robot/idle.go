@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,8 +24,14 @@ type idleConfig struct {
 	ConnectConcurrency int
 	ConnectTimeout     time.Duration // bound on the whole connect phase
 	CloseTimeout       time.Duration // bound on closing every session
-	Pids               []*watchedPid // besides the server, whose CPU is accounted
-	Progress           io.Writer
+	Pids               []*watchedPid // besides the server, whose CPU and RSS are accounted
+	// Rooms > 0 enters every session in a chat room (examples/chat's
+	// connector.entryHandler.enter as u<i> in room-<i % Rooms>) instead of
+	// the echo request; the room's onAdd pushes are counted and dropped.
+	Rooms int
+	// HandshakeOnly sends no request at all: sessions are handshaken only.
+	HandshakeOnly bool
+	Progress      io.Writer
 }
 
 // IdleResult is the outcome of an idle run (the -json output).
@@ -32,6 +39,8 @@ type IdleResult struct {
 	Workload       string  `json:"workload"`
 	Addr           string  `json:"addr"`
 	Transport      string  `json:"transport"`
+	Mode           string  `json:"mode"`            // "echo", "enter" or "handshake"
+	Rooms          int     `json:"rooms,omitempty"` // with mode enter
 	Sessions       int     `json:"sessions"`
 	Connected      int     `json:"connected"`
 	ServerPid      int     `json:"server_pid"`
@@ -49,6 +58,11 @@ type IdleResult struct {
 	BytesPerSession float64 `json:"bytes_per_session"`
 	RSSSamples      []int64 `json:"rss_samples_bytes"` // one a second from the start
 	RobotRSS        int64   `json:"robot_rss_bytes"`
+	// Others is the RSS of the -cpu-pids processes (the chat servers, say)
+	// at the baseline and at the end of the hold.
+	Others []PidRSS `json:"others_rss,omitempty"`
+	// Pushes is the pushes the sessions received (onAdd with mode enter).
+	Pushes int64 `json:"pushes"`
 
 	LostDuringHold int         `json:"lost_during_hold"`
 	CloseS         float64     `json:"close_s"`
@@ -57,6 +71,15 @@ type IdleResult struct {
 	ErrorCount     int64       `json:"error_count"`
 	Errors         []ErrorKind `json:"errors"`
 	Interrupted    bool        `json:"interrupted,omitempty"`
+}
+
+// PidRSS is another process's RSS over an idle run.
+type PidRSS struct {
+	Pid      int     `json:"pid"`
+	Name     string  `json:"name"`
+	Baseline int64   `json:"rss_baseline_bytes"`
+	End      int64   `json:"rss_end_bytes"`
+	PerSess  float64 `json:"bytes_per_session"` // (end - baseline) / connected
 }
 
 // rssSampler reads the server's RSS once a second.
@@ -123,8 +146,21 @@ func runIdle(ctx context.Context, cfg idleConfig) (*IdleResult, error) {
 		return nil, fmt.Errorf("idle: server pid %d: %w", cfg.ServerPid, err)
 	}
 	res := &IdleResult{
-		Workload: "idle", Addr: cfg.Addr, Transport: transportName(cfg.Transport),
+		Workload: "idle", Addr: cfg.Addr, Transport: transportName(cfg.Transport), Mode: "echo",
 		Sessions: cfg.Sessions, ServerPid: cfg.ServerPid, BaselineRSS: baseline,
+	}
+	switch {
+	case cfg.Rooms > 0:
+		res.Mode, res.Rooms = "enter", cfg.Rooms
+	case cfg.HandshakeOnly:
+		res.Mode = "handshake"
+	}
+	for _, p := range cfg.Pids {
+		v, err := procRSS(p.Pid)
+		if err != nil {
+			return nil, fmt.Errorf("idle: pid %d: %w", p.Pid, err)
+		}
+		res.Others = append(res.Others, PidRSS{Pid: p.Pid, Name: p.Name, Baseline: v})
 	}
 	errs := newErrorLog()
 	var connected atomic.Int64
@@ -139,20 +175,19 @@ func runIdle(ctx context.Context, cfg idleConfig) (*IdleResult, error) {
 	}
 
 	var hbOnce sync.Once
-	body := []byte(`"idle"`)
+	var pushes atomic.Int64
+	// Pushes are counted, not decoded: an idle session's client does
+	// nothing else.
+	onPush := func(string, []byte) { pushes.Add(1) }
 	cctx, ccancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 	conns, connHist := connectAll(cctx, cfg.Sessions, cfg.ConnectConcurrency, errs, &connected,
 		func(ctx context.Context, i int) (*client.Client, error) {
-			c, err := client.Dial(ctx, cfg.Addr, client.Options{Transport: cfg.Transport})
+			c, err := client.Dial(ctx, cfg.Addr, client.Options{Transport: cfg.Transport, OnPush: onPush})
 			if err != nil {
 				return nil, err
 			}
 			hbOnce.Do(func() { res.HeartbeatS = c.Handshake().Sys.Heartbeat })
-			resp, err := c.Request(ctx, routeEcho, body)
-			if err == nil && !bytes.Equal(resp, body) {
-				err = fmt.Errorf("session %d: reply %.200s", i, resp)
-			}
-			if err != nil {
+			if err := idleRequest(ctx, c, &cfg, i); err != nil {
 				_ = c.Close()
 				return nil, err
 			}
@@ -176,6 +211,16 @@ func runIdle(ctx context.Context, cfg idleConfig) (*IdleResult, error) {
 	res.HoldS = time.Since(holdStart).Seconds()
 	res.CPU = meter.end()
 	res.EndRSS = rss.sample()
+	for i := range res.Others {
+		o := &res.Others[i]
+		if v, err := procRSS(o.Pid); err == nil {
+			o.End = v
+		}
+		if res.Connected > 0 && o.End > 0 {
+			o.PerSess = float64(o.End-o.Baseline) / float64(res.Connected)
+		}
+	}
+	res.Pushes = pushes.Load()
 	for _, c := range conns {
 		if c != nil && c.Err() != nil {
 			res.LostDuringHold++
@@ -217,9 +262,41 @@ func runIdle(ctx context.Context, cfg idleConfig) (*IdleResult, error) {
 	return res, nil
 }
 
+// idleRequest is what a session does once handshaken: the echo request,
+// entering its chat room, or nothing.
+func idleRequest(ctx context.Context, c *client.Client, cfg *idleConfig, i int) error {
+	switch {
+	case cfg.Rooms > 0:
+		name, rid := "u"+strconv.Itoa(i), "room-"+strconv.Itoa(i%cfg.Rooms)
+		var en enterReply
+		if err := c.RequestJSON(ctx, routeEnter, map[string]string{"username": name, "rid": rid}, &en); err != nil {
+			return &loginError{classify("enter", err), err}
+		}
+		if en.Code != 0 && en.Code != 200 || en.Error {
+			return &loginError{fmt.Sprintf("enter: code %d", en.Code), fmt.Errorf("enter %s in %s: %+v", name, rid, en)}
+		}
+		return nil
+	case cfg.HandshakeOnly:
+		return nil
+	}
+	body := []byte(`"idle"`)
+	resp, err := c.Request(ctx, routeEcho, body)
+	if err == nil && !bytes.Equal(resp, body) {
+		err = fmt.Errorf("session %d: reply %.200s", i, resp)
+	}
+	return err
+}
+
 func writeIdleSummary(w io.Writer, r *IdleResult) {
-	fmt.Fprintf(w, "robot idle: %d sessions on %s (%s), server pid %d, heartbeat %ds, held %.1fs\n",
-		r.Sessions, r.Addr, r.Transport, r.ServerPid, r.HeartbeatS, r.HoldS)
+	mode := "one echo request each"
+	switch r.Mode {
+	case "enter":
+		mode = fmt.Sprintf("entered in %d rooms", r.Rooms)
+	case "handshake":
+		mode = "handshake only"
+	}
+	fmt.Fprintf(w, "robot idle: %d sessions on %s (%s, %s), server pid %d, heartbeat %ds, held %.1fs\n",
+		r.Sessions, r.Addr, r.Transport, mode, r.ServerPid, r.HeartbeatS, r.HoldS)
 	if r.Interrupted {
 		fmt.Fprintf(w, "  INTERRUPTED: the hold was cut short\n")
 	}
@@ -229,6 +306,13 @@ func writeIdleSummary(w io.Writer, r *IdleResult) {
 		fmtBytes(r.BaselineRSS), fmtBytes(r.ConnectedRSS), fmtBytes(r.EndRSS), fmtBytes(r.PeakRSS), fmtBytes(r.AfterCloseRSS))
 	fmt.Fprintf(w, "  per session    %.0f bytes (%.1f KiB) = (end of hold - baseline) / %d\n",
 		r.BytesPerSession, r.BytesPerSession/1024, r.Connected)
+	for _, o := range r.Others {
+		fmt.Fprintf(w, "  %-14s RSS baseline %s, end of hold %s, %.0f bytes per session\n",
+			o.Name, fmtBytes(o.Baseline), fmtBytes(o.End), o.PerSess)
+	}
+	if r.Pushes > 0 {
+		fmt.Fprintf(w, "  pushes         %d received\n", r.Pushes)
+	}
 	fmt.Fprintf(w, "  lost in hold   %d\n", r.LostDuringHold)
 	fmt.Fprintf(w, "  closing        %d sessions in %.2f s (complete: %v)\n", r.Connected, r.CloseS, r.CloseComplete)
 	fmt.Fprintf(w, "  robot RSS      %s\n", fmtBytes(r.RobotRSS))

@@ -5,14 +5,14 @@
 //
 //	robot chat -gate 127.0.0.1:3014 -users 200 -rooms 10 -duration 20s [-target all|peer] [-rate R]
 //	robot echo -addr 127.0.0.1:3010 -clients 100 -duration 10s [-size 64]
-//	robot idle -addr 127.0.0.1:3010 -sessions 15000 -server-pid PID [-hold 30s]
+//	robot idle -addr 127.0.0.1:3010 -sessions 15000 -server-pid PID [-hold 30s] [-rooms N | -handshake-only]
 //
 // chat is the chatofpomelo workload (DESIGN.md §6): every user asks the gate
 // for its connector, enters its room there, then sends chat messages to the
 // whole room or to one peer; the robot counts onChat pushes against the
 // number the sends must produce. echo measures request round trips against
 // examples/echo. idle opens sessions and holds them to measure the server's
-// memory per idle session.
+// memory per idle session (with -rooms, sessions entered in chat rooms).
 //
 // Every run is bounded in count and time and stops by itself (a watchdog
 // exits with status 3 if a run overstays its bound); a progress line goes to
@@ -258,7 +258,9 @@ func idleCmd(ctx context.Context, args []string, stdout, stderr io.Writer, guard
 	var c common
 	c.register(fs)
 	cfg := idleConfig{Progress: stderr}
-	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:3010", "connector `HOST:PORT` with the echo route")
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:3010", "connector `HOST:PORT` with the echo route (with -rooms: a chat connector)")
+	fs.IntVar(&cfg.Rooms, "rooms", 0, "enter every session in a chat room (u<i> in room-<i % N>, "+routeEnter+") instead of the echo request; 0 = echo")
+	fs.BoolVar(&cfg.HandshakeOnly, "handshake-only", false, "no request at all: sessions are only handshaken")
 	fs.IntVar(&cfg.Sessions, "sessions", 15000, "sessions to open (the robot's open-file limit bounds this, 20,000 here)")
 	fs.IntVar(&cfg.ServerPid, "server-pid", 0, "`PID` of the server whose RSS is measured (required)")
 	fs.DurationVar(&cfg.Hold, "hold", 30*time.Second, "how long the sessions stay idle")
@@ -266,7 +268,7 @@ func idleCmd(ctx context.Context, args []string, stdout, stderr io.Writer, guard
 	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", 45*time.Second, "bound on the connect phase")
 	fs.DurationVar(&cfg.CloseTimeout, "close-timeout", 45*time.Second, "bound on closing every session")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: robot idle -server-pid PID [flags]\n\nOpens sessions (handshake, ack, one %s request each), holds them idle\n(the client heartbeats at the server's interval), and reports the server's RSS per session.\n\n", routeEcho)
+		fmt.Fprintf(stderr, "usage: robot idle -server-pid PID [flags]\n\nOpens sessions (handshake, ack, one %s request each; or, with -rooms,\n%s into a chat room), holds them idle (the client heartbeats at the\nserver's interval), and reports the server's RSS per session, and the RSS of\nthe -cpu-pids processes (the chat servers, say).\n\n", routeEcho, routeEnter)
 		fs.PrintDefaults()
 	}
 	if code := parse(fs, args, stderr); code >= 0 {
@@ -274,6 +276,10 @@ func idleCmd(ctx context.Context, args []string, stdout, stderr io.Writer, guard
 	}
 	if cfg.ServerPid <= 0 {
 		fmt.Fprintln(stderr, "robot idle: -server-pid is required")
+		return 2
+	}
+	if cfg.Rooms < 0 || cfg.Rooms > 0 && cfg.HandshakeOnly {
+		fmt.Fprintln(stderr, "robot idle: -rooms must be positive, and excludes -handshake-only")
 		return 2
 	}
 	cfg.Transport = c.transport()

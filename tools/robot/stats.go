@@ -76,7 +76,10 @@ func classify(op string, err error) string {
 	var kicked *client.KickedError
 	var hs *client.HandshakeError
 	var errno syscall.Errno
+	var login *loginError
 	switch {
+	case errors.As(err, &login): // already classified
+		return op + ": " + login.kind
 	case errors.As(err, &kicked):
 		return op + ": kicked"
 	case errors.As(err, &hs):

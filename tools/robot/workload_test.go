@@ -158,6 +158,9 @@ func TestRobotCommand(t *testing.T) {
 	if code := robot(t.Context(), []string{"idle", "-addr", addr}, &stdout, &stderr, false); code != 2 {
 		t.Fatalf("idle without -server-pid: exit %d", code)
 	}
+	if code := robot(t.Context(), []string{"idle", "-addr", addr, "-server-pid", "1", "-rooms", "2", "-handshake-only"}, &stdout, &stderr, false); code != 2 {
+		t.Fatalf("idle -rooms with -handshake-only: exit %d", code)
+	}
 }
 
 // TestRobotCommandErrors: wrong replies are counted by kind and fail the run
@@ -229,4 +232,118 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
+}
+
+// startRooms runs a real connector in-process whose
+// connector.entryHandler.enter behaves as examples/chat's: it binds
+// username*rid (a duplicate gets {code:500, error:true}), pushes onAdd to the
+// room's members, joins the room and answers its users.
+func startRooms(t *testing.T) string {
+	t.Helper()
+	var (
+		srv   *connector.Server
+		mu    sync.Mutex
+		rooms = map[string][]string{}
+	)
+	mux := handler.NewMux()
+	mux.Handle(routeEnter, func(ctx context.Context, r handler.Request) ([]byte, error) {
+		var req struct{ Username, Rid string }
+		if err := json.Unmarshal(r.Body, &req); err != nil || req.Username == "" || req.Rid == "" {
+			return nil, handler.Errorf(handler.CodeBadRequest, "bad enter %s", r.Body)
+		}
+		uid := req.Username + "*" + req.Rid
+		if err := r.Session.Bind(ctx, uid); err != nil {
+			return []byte(`{"code":500,"error":true}`), nil
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		var uids []string
+		for _, u := range rooms[req.Rid] {
+			uids = append(uids, u+"*"+req.Rid)
+		}
+		add, _ := json.Marshal(map[string]string{"route": "onAdd", "user": req.Username})
+		if _, err := srv.PushToUIDs(uids, "onAdd", add); err != nil {
+			return nil, err
+		}
+		rooms[req.Rid] = append(rooms[req.Rid], req.Username)
+		return json.Marshal(map[string][]string{"users": rooms[req.Rid]})
+	})
+	dict, err := protocol.NewDictionary(append(mux.Routes(), "onAdd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux.Seal()
+	srv, err = connector.New(connector.Config{
+		ID: "connector-server-1", Type: "connector", Handler: mux.Serve, Dictionary: dict,
+		Heartbeat: time.Second, RequestRate: -1, BindPolicy: connector.BindReject,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-served
+	})
+	return ln.Addr().String()
+}
+
+// TestIdleEnterWorkload: -rooms enters every session in its room; the onAdd
+// pushes arrive and are counted; another process's RSS is reported.
+func TestIdleEnterWorkload(t *testing.T) {
+	for _, tr := range []string{"tcp", "ws"} {
+		t.Run(tr, func(t *testing.T) {
+			addr := startRooms(t)
+			const sessions, rooms = 60, 4
+			res, err := runIdle(t.Context(), idleConfig{
+				Addr: addr, Transport: tr, Sessions: sessions, Rooms: rooms, ServerPid: os.Getpid(),
+				Hold: 1500 * time.Millisecond, ConnectConcurrency: 1, // in order: the onAdd count is exact
+				ConnectTimeout: 20 * time.Second, CloseTimeout: 20 * time.Second,
+				Pids: []*watchedPid{{Pid: os.Getpid(), Name: "self"}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.ErrorCount != 0 || res.Connected != sessions || res.LostDuringHold != 0 || !res.CloseComplete {
+				t.Fatalf("result %+v", res)
+			}
+			if res.Mode != "enter" || res.Rooms != rooms {
+				t.Fatalf("mode %q rooms %d", res.Mode, res.Rooms)
+			}
+			// Room of 15: each newcomer is announced to those already in.
+			if want := int64(rooms * 15 * 14 / 2); res.Pushes != want {
+				t.Fatalf("pushes %d, want %d", res.Pushes, want)
+			}
+			if len(res.Others) != 1 || res.Others[0].Name != "self" || res.Others[0].Baseline <= 0 || res.Others[0].End <= 0 {
+				t.Fatalf("others %+v", res.Others)
+			}
+			var out strings.Builder
+			writeIdleSummary(&out, res)
+			if !strings.Contains(out.String(), "entered in 4 rooms") || !strings.Contains(out.String(), "self") {
+				t.Fatalf("summary:\n%s", out.String())
+			}
+
+			// A connector without the enter route: every session's failure
+			// is counted by kind.
+			bad, err := runIdle(t.Context(), idleConfig{
+				Addr: startEcho(t, 0, nil), Transport: tr, Sessions: 3, Rooms: rooms, ServerPid: os.Getpid(),
+				Hold: 10 * time.Millisecond, ConnectConcurrency: 3,
+				ConnectTimeout: 20 * time.Second, CloseTimeout: 20 * time.Second,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bad.Connected != 0 || bad.ErrorCount != 3 || len(bad.Errors) != 1 || !strings.HasPrefix(bad.Errors[0].Kind, "connect: enter: code 404") {
+				t.Fatalf("enter refused: connected %d, errors %+v", bad.Connected, bad.Errors)
+			}
+		})
+	}
 }

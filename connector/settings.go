@@ -1,0 +1,99 @@
+package connector
+
+import (
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"unique"
+	"weak"
+)
+
+// Session settings are copy-on-write maps, and sessions of a game mostly
+// hold the same few ones (a room id: 15,000 sessions in 150 rooms hold 150
+// distinct maps), so a server shares equal small maps between its
+// sessions: a one-entry map costs ~330 bytes, a pointer to a shared one 8.
+// A shared map lives while a session holds it; the table keeps it weakly.
+
+// Maps with more entries, or longer keys and values, are not shared.
+const (
+	internMaxEntries = 4
+	internMaxBytes   = 256
+)
+
+// settingsBox holds a shared settings map, so that it can be weakly
+// referenced.
+type settingsBox struct{ m map[string]string }
+
+// settingsTable is a server's table of shared settings maps.
+type settingsTable struct {
+	mu   sync.Mutex
+	maps map[unique.Handle[string]]weak.Pointer[settingsBox]
+}
+
+// settingsKey is m's canonical form ("k\x00v\x00...", sorted by key), and
+// false when m is not to be shared.
+func settingsKey(m map[string]string) (string, bool) {
+	if len(m) == 0 || len(m) > internMaxEntries {
+		return "", false
+	}
+	n := 0
+	keys := make([]string, 0, internMaxEntries)
+	for k, v := range m {
+		n += len(k) + len(v) + 2
+		keys = append(keys, k)
+	}
+	if n > internMaxBytes {
+		return "", false
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	b.Grow(n)
+	for _, k := range keys {
+		b.WriteString(k)
+		b.WriteByte(0)
+		b.WriteString(m[k])
+		b.WriteByte(0)
+	}
+	return b.String(), true
+}
+
+// share returns the box holding a map equal to m: an existing one, or a
+// new one holding m itself. m must not be modified afterwards.
+func (t *settingsTable) share(m map[string]string) *settingsBox {
+	key, ok := settingsKey(m)
+	if !ok {
+		return &settingsBox{m: m}
+	}
+	h := unique.Make(key)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if wp, ok := t.maps[h]; ok {
+		if b := wp.Value(); b != nil {
+			return b
+		}
+	}
+	b := &settingsBox{m: m}
+	if t.maps == nil {
+		t.maps = make(map[unique.Handle[string]]weak.Pointer[settingsBox])
+	}
+	t.maps[h] = weak.Make(b)
+	runtime.AddCleanup(b, t.forget, h)
+	return b
+}
+
+// forget drops a shared map nobody holds any more.
+func (t *settingsTable) forget(h unique.Handle[string]) {
+	t.mu.Lock()
+	if wp, ok := t.maps[h]; ok && wp.Value() == nil {
+		delete(t.maps, h)
+	}
+	t.mu.Unlock()
+}
+
+// size is the number of shared maps in the table (tests).
+func (t *settingsTable) size() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.maps)
+}

@@ -1,0 +1,56 @@
+package connector
+
+import (
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+func sameMap(a, b map[string]string) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+}
+
+// Sessions with equal small settings share one map; a change to one
+// session's settings leaves the others' alone; shared maps nobody holds
+// leave the table.
+func TestSettingsShared(t *testing.T) {
+	srv := startServer(t, Config{})
+	a, b, c := newSession(srv.Server, 1, nil), newSession(srv.Server, 2, nil), newSession(srv.Server, 3, nil)
+	for _, s := range []*Session{a, b, c} {
+		s.Set("rid", "room-1")
+	}
+	if !sameMap(a.SettingsView(), b.SettingsView()) || !sameMap(a.SettingsView(), c.SettingsView()) {
+		t.Fatal("equal settings are not shared")
+	}
+	b.Set("rid", "room-2")
+	c.Set("x", "1")
+	if v, _ := a.Get("rid"); v != "room-1" || len(a.SettingsView()) != 1 {
+		t.Fatalf("a's settings changed: %v", a.SettingsView())
+	}
+	if v, _ := b.Get("rid"); v != "room-2" {
+		t.Fatalf("b: %v", b.SettingsView())
+	}
+	if got := c.Settings(); len(got) != 2 || got["rid"] != "room-1" || got["x"] != "1" {
+		t.Fatalf("c: %v", got)
+	}
+	// Large settings are not shared, and still work.
+	big := strings.Repeat("v", internMaxBytes)
+	a.Set("big", big)
+	b.Set("rid", "room-1")
+	b.Set("big", big)
+	if sameMap(a.SettingsView(), b.SettingsView()) {
+		t.Fatal("a large map was shared")
+	}
+	if v, _ := b.Get("big"); v != big {
+		t.Fatal("large setting lost")
+	}
+	if srv.settings.size() == 0 {
+		t.Fatal("no shared map in the table")
+	}
+	a, b, c = nil, nil, nil
+	waitFor(t, "unused shared maps dropped", func() bool {
+		runtime.GC()
+		return srv.settings.size() == 0
+	})
+}
