@@ -3,6 +3,7 @@ package connector
 import (
 	"bytes"
 	"io"
+	"runtime"
 	"testing"
 
 	"github.com/gobwas/ws"
@@ -68,5 +69,46 @@ func TestWritePutsAWritesPackagesInOneFrame(t *testing.T) {
 	}
 	if got := routes; len(got) != 3 || got[0] != "onA" || got[1] != "onB" || got[2] != "onC" {
 		t.Fatalf("routes %v", got)
+	}
+}
+
+// The flusher settles before it writes: it yields as long as a yield
+// brings more dirty sessions (at most 4 times), so output that goroutines
+// already runnable are about to queue (the other cluster streams' push
+// batches) leaves in the same writes.
+func TestFlusherSettlesWhileOutputArrives(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	f := newFlusher()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // a producer that dirties one more session each time it runs
+		defer close(done)
+		for range 10 {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			f.mu.Lock()
+			f.dirty = append(f.dirty, &Session{})
+			f.mu.Unlock()
+			runtime.Gosched()
+		}
+	}()
+	f.settle()
+	f.mu.Lock()
+	got := len(f.dirty)
+	f.mu.Unlock()
+	close(stop)
+	<-done
+	if got < 2 || got > 5 {
+		t.Fatalf("%d sessions dirty when the flusher settled, want 2..5 (it yields while more arrive, at most 4 times)", got)
+	}
+
+	// Nothing runnable: it settles at once.
+	f = newFlusher()
+	f.settle()
+	if len(f.dirty) != 0 {
+		t.Fatal("dirty sessions from nowhere")
 	}
 }
