@@ -236,10 +236,19 @@ func TestRollingUpdateResumesAfterMasterKill(t *testing.T) {
 		}
 		return true
 	})
-	list, _ := runCLI(t, cli, append([]string{"list"}, flags...)...)
-	t.Logf("list:\n%s", list)
-	if !strings.Contains(list, "done: every group runs build "+newSum[:12]) {
-		t.Errorf("list does not say the update is done")
+	// The last group's servers run the new build a moment before the
+	// update records its outcome (it first moves the build into place).
+	var list string
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		list, _ = runCLI(t, cli, append([]string{"list"}, flags...)...)
+		if strings.Contains(list, "done: every group runs build "+newSum[:12]) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Logf("list:\n%s", list)
+			t.Errorf("list does not say the update is done")
+			break
+		}
 	}
 	if out, err := runCLI(t, cli, append([]string{"stop"}, flags...)...); err != nil {
 		t.Fatalf("stop: %v\n%s", err, out)

@@ -42,6 +42,13 @@ func startEcho(t *testing.T, heartbeat time.Duration, answer handler.Func) strin
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serve(t, srv)
+}
+
+// serve runs srv on a loopback port until the test ends and returns its
+// address.
+func serve(t *testing.T, srv *connector.Server) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -281,19 +288,7 @@ func startRooms(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-served
-	})
-	return ln.Addr().String()
+	return serve(t, srv)
 }
 
 // TestIdleEnterWorkload: -rooms enters every session in its room; the onAdd
