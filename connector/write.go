@@ -109,10 +109,8 @@ func (f *flusher) run(quit <-chan struct{}) {
 		}
 		// The wake made the flusher the next goroutine to run, ahead of
 		// those already runnable (the rest of a batch of pushes from the
-		// cluster, responses being completed). Yield once so they queue
-		// their output first: a session then gets them in the same write
-		// (measured: 13 % fewer connector writes per room request). With
-		// nothing else runnable this returns at once; there is no timer.
+		// cluster, responses being completed): let them queue first, so a
+		// session gets their output in the same write.
 		f.settle()
 		f.flushAll()
 	}
@@ -121,7 +119,10 @@ func (f *flusher) run(quit <-chan struct{}) {
 // settle yields until a yield brings no new dirty session (at most 4
 // times): each yield lets the goroutines already runnable (the receivers
 // of the other cluster streams, handlers completing) queue their output
-// first. With nothing else runnable it returns after one yield.
+// first. One yield measured 13 % fewer connector writes per room request
+// than none; yielding on while output arrives, 0.76–0.99× the server CPU
+// per room request of one yield. There is no timer: with nothing else
+// runnable it returns after two yields.
 func (f *flusher) settle() {
 	n := -1
 	for range 4 {
