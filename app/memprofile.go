@@ -41,11 +41,7 @@ func memReport() []any {
 	metrics.Read(s)
 	attrs := make([]any, 0, 2*len(s))
 	for i, m := range memSample {
-		var v uint64
-		if s[i].Value.Kind() == metrics.KindUint64 {
-			v = s[i].Value.Uint64()
-		}
-		attrs = append(attrs, m.key, v)
+		attrs = append(attrs, m.key, sampleUint64(s[i]))
 	}
 	return attrs
 }

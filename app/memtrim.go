@@ -17,9 +17,9 @@ import (
 // as it stays quiet: no collection comes to free it. The trimmer watches
 // for that: once a server has gone quiet (it allocated less than a
 // sixteenth of its live heap over a period) while holding free and garbage
-// heap of at least a quarter of what it uses (and 8 MB), it collects and returns the free memory
-// at once (debug.FreeOSMemory), at most once per trimMinGap. A busy server
-// keeps GOGC's trade of memory for less GC work.
+// heap of at least a quarter of what it uses (and 8 MB), it collects and
+// returns the free memory at once (debug.FreeOSMemory), at most once per
+// trimMinGap. A busy server keeps GOGC's trade of memory for less GC work.
 
 const (
 	trimPeriod = 5 * time.Second
@@ -40,26 +40,33 @@ type heapState struct{ allocs, live, objects, free uint64 }
 
 func readHeapState(s []metrics.Sample) heapState {
 	metrics.Read(s)
-	v := func(i int) uint64 {
-		if s[i].Value.Kind() == metrics.KindUint64 {
-			return s[i].Value.Uint64()
-		}
-		return 0
+	return heapState{allocs: sampleUint64(s[0]), live: sampleUint64(s[1]), objects: sampleUint64(s[2]), free: sampleUint64(s[3])}
+}
+
+// sampleUint64 is a runtime/metrics reading, 0 if the runtime has no such
+// uint64 metric.
+func sampleUint64(s metrics.Sample) uint64 {
+	if s.Value.Kind() == metrics.KindUint64 {
+		return s.Value.Uint64()
 	}
-	return heapState{allocs: v(0), live: v(1), objects: v(2), free: v(3)}
+	return 0
+}
+
+// reclaimable is the heap a collection and a scavenge would give back:
+// free spans and uncollected garbage.
+func (h heapState) reclaimable() uint64 {
+	garbage := uint64(0)
+	if h.objects > h.live {
+		garbage = h.objects - h.live
+	}
+	return h.free + garbage
 }
 
 // shouldTrim decides from two readings a period apart whether to return
-// memory: quiet (little allocated since prev) and much to reclaim (free
-// spans and uncollected garbage).
+// memory: quiet (little allocated since prev) and much to reclaim.
 func shouldTrim(prev, cur heapState) bool {
 	allocated := cur.allocs - prev.allocs
-	garbage := uint64(0)
-	if cur.objects > cur.live {
-		garbage = cur.objects - cur.live
-	}
-	reclaimable := cur.free + garbage
-	return allocated < cur.live/16 && reclaimable >= max(trimMin, cur.live/4)
+	return allocated < cur.live/16 && cur.reclaimable() >= max(trimMin, cur.live/4)
 }
 
 // trimMemory runs the trimmer until ctx ends.
@@ -84,7 +91,7 @@ func trimMemory(ctx context.Context, log *slog.Logger) {
 			debug.FreeOSMemory()
 			last = time.Now()
 			after := readHeapState(s)
-			log.Debug("quiet: returned free memory to the system", "free_before", cur.free+cur.objects-cur.live,
+			log.Debug("quiet: returned free memory to the system", "reclaimable_before", cur.reclaimable(),
 				"live", after.live, "took", last.Sub(start))
 			cur = after
 		}
