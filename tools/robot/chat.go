@@ -358,14 +358,10 @@ func (u *chatUser) login(ctx context.Context, cfg *chatConfig) *loginError {
 	if err != nil {
 		return &loginError{classify("connector dial", err), err}
 	}
-	var en enterReply
-	if err := c.RequestJSON(ctx, routeEnter, map[string]string{"username": u.Name, "rid": u.Rid}, &en); err != nil {
+	en, lerr := enterRoom(ctx, c, u.Name, u.Rid, u.addr)
+	if lerr != nil {
 		_ = c.Close()
-		return &loginError{classify("enter", err), err}
-	}
-	if en.Code != 0 && en.Code != 200 || en.Error {
-		_ = c.Close()
-		return &loginError{fmt.Sprintf("enter: code %d", en.Code), fmt.Errorf("enter %s in %s on %s: %+v", u.Name, u.Rid, u.addr, en)}
+		return lerr
 	}
 	if !slices.Contains(en.Users, u.Name) {
 		_ = c.Close()
@@ -374,6 +370,19 @@ func (u *chatUser) login(ctx context.Context, cfg *chatConfig) *loginError {
 	u.learn(en.Users...)
 	u.c = c
 	return nil
+}
+
+// enterRoom sends chatofpomelo's enter for name in rid on the connector
+// at addr and checks the reply's code.
+func enterRoom(ctx context.Context, c *client.Client, name, rid, addr string) (enterReply, *loginError) {
+	var en enterReply
+	if err := c.RequestJSON(ctx, routeEnter, map[string]string{"username": name, "rid": rid}, &en); err != nil {
+		return en, &loginError{classify("enter", err), err}
+	}
+	if en.Code != 0 && en.Code != 200 || en.Error {
+		return en, &loginError{fmt.Sprintf("enter: code %d", en.Code), fmt.Errorf("enter %s in %s on %s: %+v", name, rid, addr, en)}
+	}
+	return en, nil
 }
 
 // replyCode finds a "code" in a reply without decoding it; 0 when there is

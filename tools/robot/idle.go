@@ -267,13 +267,8 @@ func runIdle(ctx context.Context, cfg idleConfig) (*IdleResult, error) {
 func idleRequest(ctx context.Context, c *client.Client, cfg *idleConfig, i int) error {
 	switch {
 	case cfg.Rooms > 0:
-		name, rid := "u"+strconv.Itoa(i), "room-"+strconv.Itoa(i%cfg.Rooms)
-		var en enterReply
-		if err := c.RequestJSON(ctx, routeEnter, map[string]string{"username": name, "rid": rid}, &en); err != nil {
-			return &loginError{classify("enter", err), err}
-		}
-		if en.Code != 0 && en.Code != 200 || en.Error {
-			return &loginError{fmt.Sprintf("enter: code %d", en.Code), fmt.Errorf("enter %s in %s: %+v", name, rid, en)}
+		if _, lerr := enterRoom(ctx, c, "u"+strconv.Itoa(i), "room-"+strconv.Itoa(i%cfg.Rooms), cfg.Addr); lerr != nil {
+			return lerr
 		}
 		return nil
 	case cfg.HandshakeOnly:
