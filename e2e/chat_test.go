@@ -80,6 +80,25 @@ func queryEntry(t testing.TB, ctx context.Context, gate, uid string, ws bool) en
 	return e
 }
 
+// connectorFor asks the gate at addr which connector serves uid, for
+// goroutines that cannot fail the test: an answer other than 200 is an
+// error.
+func connectorFor(ctx context.Context, addr, uid string, ws bool) (entry, error) {
+	g, err := client.Dial(ctx, addr, client.Options{Transport: transport(ws)})
+	if err != nil {
+		return entry{}, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	defer g.Close()
+	var e entry
+	if err := g.RequestJSON(ctx, "gate.gateHandler.queryEntry", map[string]string{"uid": uid}, &e); err != nil {
+		return e, fmt.Errorf("queryEntry %s: %w", uid, err)
+	}
+	if e.Code != 200 {
+		return e, fmt.Errorf("queryEntry %s: %+v", uid, e)
+	}
+	return e, nil
+}
+
 func transport(ws bool) string {
 	if ws {
 		return client.TransportWS

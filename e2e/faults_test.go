@@ -401,15 +401,9 @@ func sessionEnd(err error) string {
 func (l *ledger) enter(ctx context.Context, name, room string, ws bool, lostAt time.Time) (*fsession, error) {
 	rctx, cancel := context.WithTimeout(ctx, faultRequest)
 	defer cancel()
-	g, err := client.Dial(rctx, l.cl.GateAddr, client.Options{Transport: transport(ws)})
+	e, err := connectorFor(rctx, l.cl.GateAddr, name, ws)
 	if err != nil {
 		return nil, err
-	}
-	var e entry
-	err = g.RequestJSON(rctx, "gate.gateHandler.queryEntry", map[string]string{"uid": name}, &e)
-	g.Close()
-	if err != nil || e.Code != 200 {
-		return nil, fmt.Errorf("queryEntry: %v %+v", err, e)
 	}
 	s := &fsession{user: name, room: room, got: map[string]bool{}, lostAt: lostAt, connector: fmt.Sprintf("%s:%d", e.Host, e.Port)}
 	c, err := client.Dial(rctx, s.connector, client.Options{Transport: transport(ws), OnPush: s.onPush})

@@ -274,15 +274,9 @@ func remoteKill(t *testing.T, ctx context.Context, c *Cluster, h *netHosts, user
 	enter := func(name, rid string, ws bool) (*client.Client, error) {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		g, err := client.Dial(rctx, c.GateAddr, client.Options{Transport: transport(ws)})
+		e, err := connectorFor(rctx, c.GateAddr, name, ws)
 		if err != nil {
 			return nil, err
-		}
-		var e entry
-		err = g.RequestJSON(rctx, "gate.gateHandler.queryEntry", map[string]string{"uid": name}, &e)
-		g.Close()
-		if err != nil || e.Code != 200 {
-			return nil, fmt.Errorf("queryEntry: %v %+v", err, e)
 		}
 		cc, err := client.Dial(rctx, fmt.Sprintf("%s:%d", e.Host, e.Port), client.Options{Transport: transport(ws)})
 		if err != nil {

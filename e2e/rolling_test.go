@@ -372,15 +372,9 @@ func (b *rollBook) fail(format string, args ...any) {
 func (b *rollBook) enter(ctx context.Context, name, room string, ws bool) (*fsession, string, error) {
 	rctx, cancel := context.WithTimeout(ctx, rollRequest)
 	defer cancel()
-	g, err := client.Dial(rctx, b.lb, client.Options{Transport: transport(ws)})
+	e, err := connectorFor(rctx, b.lb, name, ws)
 	if err != nil {
-		return nil, "", fmt.Errorf("dial the balancer: %w", err)
-	}
-	var e entry
-	err = g.RequestJSON(rctx, "gate.gateHandler.queryEntry", map[string]string{"uid": name}, &e)
-	g.Close()
-	if err != nil || e.Code != 200 {
-		return nil, "", fmt.Errorf("queryEntry through the balancer: %v %+v", err, e)
+		return nil, "", fmt.Errorf("through the balancer: %w", err)
 	}
 	group, ok := b.portGroup[e.Port]
 	if !ok {
