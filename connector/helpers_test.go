@@ -147,12 +147,17 @@ func dialRaw(t *testing.T, addr string, useWS bool) *rawClient {
 	return c
 }
 
-// send writes bytes: one masked binary frame on WebSocket.
+// send writes bytes: one masked binary frame on WebSocket, in one write as
+// browsers send a frame (wsutil alone writes the header and the payload
+// apart).
 func (c *rawClient) send(b []byte) {
 	c.t.Helper()
 	var err error
 	if c.ws {
-		err = wsutil.WriteClientBinary(c.conn, b)
+		var frame bytes.Buffer
+		if err = wsutil.WriteClientBinary(&frame, b); err == nil {
+			_, err = c.conn.Write(frame.Bytes())
+		}
 	} else {
 		_, err = c.conn.Write(b)
 	}

@@ -46,7 +46,7 @@ func (s *Session) serve() {
 // server, or ends the session when the server is closing and starts none.
 func (s *Session) continueReading() {
 	if s.readNext == nil {
-		s.readNext = func() { s.run(s.readBurst) } // one closure per connection, not per burst
+		s.readNext = func() { s.run(s.readLoop) } // one closure per connection, not per burst
 	}
 	if !s.srv.routines.Go(s.readNext) {
 		s.end(errServerClose)
@@ -104,49 +104,67 @@ func (s *Session) start() error {
 }
 
 // readBurst reads one burst, handles it, and hands the next wait to a fresh
-// goroutine. Handling a burst can grow a goroutine's stack past 2 KiB, and a
-// parked goroutine keeps its stack (the GC shrinks it only when under a
-// quarter is in use, which a parked reader is not): idle sessions would each
-// hold 4 KiB instead of 2 (7.6 KB per idle session before, 5.5 after). A
-// goroutine start costs less than the read each burst makes.
+// goroutine. It is the reader of connections without a raw socket (TLS) and
+// of systems without readLoop's (readiness_linux.go); handling a burst can
+// grow a goroutine's stack, and a fresh goroutine per burst keeps a waiting
+// reader at the minimum stack.
 func (s *Session) readBurst() error {
 	bp, n, err := s.readChunk()
 	if err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			if s.toPark.Swap(false) {
-				// The sweeper found the session idle (idle_linux.go).
-				if s.park() {
-					return errHandedOff
-				}
-				s.resumeDeadline()
-				s.continueReading()
-				return errHandedOff
-			}
-			if s.rearmHeartbeat() {
-				s.continueReading()
-				return errHandedOff
-			}
-		}
-		return err
+		return s.readFailed(err)
 	}
 	s.onlyHeartbeats = true
-	if s.ws {
-		err = s.feedWS((*bp)[:n])
-	} else {
-		err = s.feed((*bp)[:n])
-	}
+	err = s.feedChunk((*bp)[:n])
 	bufPool.Put(bp)
 	if err != nil {
 		return err
 	}
-	// A burst of nothing but heartbeats is an idle client's: park at once
-	// rather than wait for the sweeper (idle_linux.go). Not in the middle
-	// of a package or frame: its rest is probably on its way.
-	if s.onlyHeartbeats && s.dec.Buffered() == 0 && s.frame.between() && s.park() {
+	if s.idleBurst() && s.park() {
 		return errHandedOff
 	}
 	s.continueReading()
 	return errHandedOff
+}
+
+// feedChunk hands bytes read from the client to the decoder of its
+// transport.
+func (s *Session) feedChunk(p []byte) error {
+	if s.ws {
+		return s.feedWS(p)
+	}
+	return s.feed(p)
+}
+
+// idleBurst reports whether the burst just handled held nothing but
+// heartbeats and ended between packages and frames: an idle client's, whose
+// reader parks at once rather than wait for the sweeper (idle_linux.go). Not
+// in the middle of a package or frame: its rest is probably on its way.
+func (s *Session) idleBurst() bool {
+	return s.onlyHeartbeats && s.dec.Buffered() == 0 && s.frame.between()
+}
+
+// readFailed handles what ended a read. A deadline the sweeper set parks
+// the session; one that fired early re-arms the heartbeat; either way the
+// reader continues on a fresh goroutine (errHandedOff). Anything else ends
+// the session.
+func (s *Session) readFailed(err error) error {
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	if s.toPark.Swap(false) {
+		// The sweeper found the session idle (idle_linux.go).
+		if s.park() {
+			return errHandedOff
+		}
+		s.resumeDeadline()
+		s.continueReading()
+		return errHandedOff
+	}
+	if s.rearmHeartbeat() {
+		s.continueReading()
+		return errHandedOff
+	}
+	return err
 }
 
 // feed decodes bytes from the client and keeps the read deadline ahead.

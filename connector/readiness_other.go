@@ -11,6 +11,9 @@ import (
 // an idle connection then costs that buffer), and writes block with the
 // write deadline set by the caller.
 
+// readLoop is the per-burst reader (readBurst) off Linux.
+func (s *Session) readLoop() error { return s.readBurst() }
+
 func (s *Session) readChunk() (*[]byte, int, error) {
 	bp := bufPool.Get().(*[]byte)
 	n, err := s.nc.Read(*bp)

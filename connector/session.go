@@ -50,8 +50,10 @@ type Session struct {
 	running        bool // qmu: a dispatch worker runs
 	writing        bool // wmu: a writer runs
 	closeAfter     bool // wmu: a kick is queued: close once it is written
+	skipRead       bool // reader: the last read drained the socket (readLoop)
 
 	state  atomic.Int32
+	inLoop atomic.Bool // the reader is inside rc.Read (readLoop): close leaves the descriptor to it
 	uid    atomic.Pointer[string]
 	closed atomic.Bool
 	// Idle parking (idle_linux.go): parked is set while the idle poller
@@ -64,11 +66,11 @@ type Session struct {
 	// Owned by the reader goroutine.
 	dec          protocol.Decoder
 	frame        wsFrame
-	readFn       func(fd uintptr) bool
-	readNext     func() // the next read loop, started by continueReading
+	readFn       func(fd uintptr) bool // readHandle
+	readNext     func()                // the next read loop, started by continueReading
 	rbuf         *[]byte
-	rerr         syscall.Errno // set by readReady
-	deadlineAt   int64         // unix nanos when the read deadline was last pushed out
+	rerr         error // set by readReady and readHandle
+	deadlineAt   int64 // unix nanos when the read deadline was last pushed out
 	rateTokens   float64
 	rateAt       int64
 	rateNotified int64
@@ -267,7 +269,17 @@ func (s *Session) close(cause error) {
 		return
 	}
 	s.state.Store(stClosed)
-	s.nc.Close()
+	if s.inLoop.Load() {
+		// The reader is inside rc.Read, perhaps handling a burst that
+		// waits on this very goroutine (a full dispatch queue, below):
+		// Close would wait for it. Shutting the socket down ends the
+		// connection for the client at once and wakes the reader, which
+		// closes the descriptor as it leaves (readLoop). The order of
+		// closed and inLoop makes one of the two close it.
+		s.rc.Control(func(fd uintptr) { syscall.Shutdown(int(fd), syscall.SHUT_RDWR) })
+	} else {
+		s.nc.Close()
+	}
 	s.srv.unregister(s)
 
 	s.wmu.Lock()

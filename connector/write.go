@@ -80,9 +80,10 @@ type flusher struct {
 	dirty []*Session
 	spare []*Session
 	wake  chan struct{}
+	yield func() // runtime.Gosched; tests count the yields
 }
 
-func newFlusher() *flusher { return &flusher{wake: make(chan struct{}, 1)} }
+func newFlusher() *flusher { return &flusher{wake: make(chan struct{}, 1), yield: runtime.Gosched} }
 
 func (f *flusher) add(s *Session) {
 	f.mu.Lock()
@@ -126,7 +127,7 @@ func (f *flusher) run(quit <-chan struct{}) {
 func (f *flusher) settle() {
 	n := -1
 	for range 4 {
-		runtime.Gosched()
+		f.yield()
 		f.mu.Lock()
 		d := len(f.dirty)
 		f.mu.Unlock()

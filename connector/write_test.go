@@ -3,7 +3,6 @@ package connector
 import (
 	"bytes"
 	"io"
-	"runtime"
 	"testing"
 
 	"github.com/gobwas/ws"
@@ -75,40 +74,32 @@ func TestWritePutsAWritesPackagesInOneFrame(t *testing.T) {
 // The flusher settles before it writes: it yields as long as a yield
 // brings more dirty sessions (at most 4 times), so output that goroutines
 // already runnable are about to queue (the other cluster streams' push
-// batches) leaves in the same writes.
+// batches) leaves in the same writes; with nothing arriving it stops after
+// two. The yields are counted rather than scheduled, so the figures do not
+// depend on what else the test binary runs.
 func TestFlusherSettlesWhileOutputArrives(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	f := newFlusher()
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() { // a producer that dirties one more session each time it runs
-		defer close(done)
-		for range 10 {
-			select {
-			case <-stop:
-				return
-			default:
+	for _, tc := range []struct {
+		name       string
+		arriving   int // yields after which one more session is dirty
+		wantYields int
+	}{
+		{"output keeps arriving", 10, 4},
+		{"two more, then quiet", 2, 3},
+		{"nothing arrives", 0, 2},
+	} {
+		f := newFlusher()
+		yields := 0
+		f.yield = func() {
+			yields++
+			if yields <= tc.arriving {
+				f.mu.Lock()
+				f.dirty = append(f.dirty, &Session{})
+				f.mu.Unlock()
 			}
-			f.mu.Lock()
-			f.dirty = append(f.dirty, &Session{})
-			f.mu.Unlock()
-			runtime.Gosched()
 		}
-	}()
-	f.settle()
-	f.mu.Lock()
-	got := len(f.dirty)
-	f.mu.Unlock()
-	close(stop)
-	<-done
-	if got < 2 || got > 5 {
-		t.Fatalf("%d sessions dirty when the flusher settled, want 2..5 (it yields while more arrive, at most 4 times)", got)
-	}
-
-	// Nothing runnable: it settles at once.
-	f = newFlusher()
-	f.settle()
-	if len(f.dirty) != 0 {
-		t.Fatal("dirty sessions from nowhere")
+		f.settle()
+		if yields != tc.wantYields || len(f.dirty) != min(yields, tc.arriving) {
+			t.Errorf("%s: %d yields, %d dirty; want %d yields", tc.name, yields, len(f.dirty), tc.wantYields)
+		}
 	}
 }
