@@ -8,6 +8,7 @@ import (
 
 	"github.com/shaddock/shaddock/connector"
 	"github.com/shaddock/shaddock/handler"
+	"github.com/shaddock/shaddock/internal/packedmap"
 	"github.com/shaddock/shaddock/metrics"
 	"github.com/shaddock/shaddock/proto/clusterpb"
 	"github.com/shaddock/shaddock/rpc"
@@ -106,14 +107,17 @@ func routeAmong(routes map[string]rpc.RouteFunc, mem *rpc.Membership, typ string
 // remote called for it.
 func sessionSnapshot(s handler.Session) *clusterpb.Session {
 	if cs, ok := s.(*connector.Session); ok {
-		return &clusterpb.Session{FrontendId: cs.FrontendID(), FrontendEpoch: cs.FrontendEpoch(), Id: cs.ID(), Uid: cs.UID(), Settings: cs.SettingsView()}
+		return &clusterpb.Session{FrontendId: cs.FrontendID(), FrontendEpoch: cs.FrontendEpoch(), Id: cs.ID(), Uid: cs.UID(), Settings: cs.PackedSettings()}
 	}
 	snap := &clusterpb.Session{FrontendId: s.FrontendID(), Id: s.ID(), Uid: s.UID()}
 	if e, ok := s.(interface{ FrontendEpoch() uint64 }); ok {
 		snap.FrontendEpoch = e.FrontendEpoch()
 	}
-	if v, ok := s.(interface{ SettingsView() map[string]string }); ok {
-		snap.Settings = v.SettingsView()
+	switch v := s.(type) {
+	case interface{ PackedSettings() []byte }:
+		snap.Settings = v.PackedSettings()
+	case interface{ SettingsView() map[string]string }:
+		snap.Settings = packedmap.Pack(v.SettingsView())
 	}
 	return snap
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"strings"
 	"testing"
 
 	"github.com/shaddock/shaddock/handler"
+	"github.com/shaddock/shaddock/internal/packedmap"
 	"github.com/shaddock/shaddock/rpc"
 )
 
@@ -64,3 +66,31 @@ func TestFrontendRouteErrors(t *testing.T) {
 		}
 	}
 }
+
+// viewSession is a session of neither kind the framework packs itself: its
+// settings are packed from its view.
+type viewSession struct{ fakeSession }
+
+func (s viewSession) SettingsView() map[string]string { return s.settings }
+
+// The snapshot sent with a forwarded message carries the settings packed,
+// from a session that packs them (connector, backend) or from its view.
+func TestSessionSnapshotSettings(t *testing.T) {
+	want := map[string]string{"rid": "room-1", "team": "blue"}
+	for _, s := range []handler.Session{
+		viewSession{fakeSession{settings: want}},
+		packingSession{fakeSession{settings: want}},
+	} {
+		snap := sessionSnapshot(s)
+		if got := packedmap.Map(snap.Settings); !maps.Equal(got, want) || snap.FrontendId != "connector-1" || snap.Id != 1 {
+			t.Fatalf("%T: snapshot %+v, settings %v", s, snap, got)
+		}
+	}
+	if snap := sessionSnapshot(fakeSession{}); snap.Settings != nil {
+		t.Fatalf("no settings: %q", snap.Settings)
+	}
+}
+
+type packingSession struct{ fakeSession }
+
+func (s packingSession) PackedSettings() []byte { return packedmap.Pack(s.settings) }

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/shaddock/shaddock/handler"
+	"github.com/shaddock/shaddock/internal/packedmap"
 	"github.com/shaddock/shaddock/proto/clusterpb"
 	"github.com/shaddock/shaddock/rpc"
 )
@@ -176,6 +178,14 @@ func TestForwardReturnsSettingsAndErrors(t *testing.T) {
 		if v, _ := r.Session.Get("score"); v != "10" {
 			return nil, handler.Errorf(400, "own change not visible")
 		}
+		// What a remote called for this session would get: both.
+		want := map[string]string{"rid": "r1", "score": "10"}
+		if got := packedmap.Map(r.Session.(interface{ PackedSettings() []byte }).PackedSettings()); !maps.Equal(got, want) {
+			return nil, handler.Errorf(400, "packed settings %v", got)
+		}
+		if got := r.Session.(interface{ SettingsView() map[string]string }).SettingsView(); !maps.Equal(got, want) {
+			return nil, handler.Errorf(400, "settings view %v", got)
+		}
 		return []byte(`"ok"`), r.Session.Bind(ctx, "u1")
 	})
 	mux.Handle("chat.h.boom", func(ctx context.Context, r handler.Request) ([]byte, error) { panic("x") })
@@ -183,7 +193,7 @@ func TestForwardReturnsSettingsAndErrors(t *testing.T) {
 		return nil, errors.New("db down")
 	})
 	b := New(Config{Handlers: mux, Cluster: f})
-	snap := &clusterpb.Session{FrontendId: "conn-1", Id: 3, Settings: map[string]string{"rid": "r1"}}
+	snap := &clusterpb.Session{FrontendId: "conn-1", Id: 3, Settings: packedmap.Pack(map[string]string{"rid": "r1"})}
 	rep := b.Forward(context.Background(), &clusterpb.ForwardRequest{Route: "chat.h.set", Session: snap})
 	if rep.Error != nil || string(rep.Body) != `"ok"` || rep.Settings["score"] != "10" || len(rep.Settings) != 1 {
 		t.Fatalf("reply %+v", rep)

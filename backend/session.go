@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/shaddock/shaddock/handler"
+	"github.com/shaddock/shaddock/internal/packedmap"
 	"github.com/shaddock/shaddock/proto/clusterpb"
 	"github.com/shaddock/shaddock/rpc"
 )
@@ -56,8 +57,7 @@ func (s *session) Get(key string) (string, bool) {
 	if v, ok := s.changed[key]; ok {
 		return v, true
 	}
-	v, ok := s.snap.Settings[key]
-	return v, ok
+	return packedmap.Get(s.snap.Settings, key)
 }
 
 func (s *session) Set(key, value string) {
@@ -80,17 +80,30 @@ func (s *session) changes() map[string]string {
 func (s *session) SettingsView() map[string]string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.changed) == 0 {
-		return s.snap.Settings
-	}
-	out := make(map[string]string, len(s.snap.Settings)+len(s.changed))
-	for k, v := range s.snap.Settings {
-		out[k] = v
+	return s.mergedLocked()
+}
+
+func (s *session) mergedLocked() map[string]string {
+	out := packedmap.Map(s.snap.Settings)
+	if out == nil && len(s.changed) > 0 {
+		out = make(map[string]string, len(s.changed))
 	}
 	for k, v := range s.changed {
 		out[k] = v
 	}
 	return out
+}
+
+// PackedSettings returns the settings with the changes made here, packed
+// as they travel between servers: the bytes that came with the message
+// when nothing changed.
+func (s *session) PackedSettings() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.changed) == 0 {
+		return s.snap.Settings
+	}
+	return packedmap.Pack(s.mergedLocked())
 }
 
 func (s *session) Bind(ctx context.Context, uid string) error {

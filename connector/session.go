@@ -208,6 +208,18 @@ func (s *Session) SettingsView() map[string]string {
 	return s.settings.m
 }
 
+// PackedSettings returns the current settings packed (internal/packedmap),
+// as they travel to backends; nil for none. The bytes must not be
+// modified.
+func (s *Session) PackedSettings() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.settings == nil {
+		return nil
+	}
+	return s.settings.packed
+}
+
 // OnClose registers fn to run once when the session ends, after any message
 // it was handling has finished. Hooks run in registration order. If the
 // session has already ended, fn is not called.

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"unique"
 	"weak"
+
+	"github.com/shaddock/shaddock/internal/packedmap"
 )
 
 // Session settings are copy-on-write maps, and sessions of a game mostly
@@ -21,9 +23,17 @@ const (
 	internMaxBytes   = 256
 )
 
-// settingsBox holds a shared settings map, so that it can be weakly
-// referenced.
-type settingsBox struct{ m map[string]string }
+// settingsBox holds a settings map, so that a shared one can be weakly
+// referenced, and its packed form, which goes with every message the
+// session forwards to a backend (PackedSettings): packed once per change.
+type settingsBox struct {
+	m      map[string]string
+	packed []byte
+}
+
+func newSettingsBox(m map[string]string) *settingsBox {
+	return &settingsBox{m: m, packed: packedmap.Pack(m)}
+}
 
 // settingsTable is a server's table of shared settings maps.
 type settingsTable struct {
@@ -63,7 +73,7 @@ func settingsKey(m map[string]string) (string, bool) {
 func (t *settingsTable) share(m map[string]string) *settingsBox {
 	key, ok := settingsKey(m)
 	if !ok {
-		return &settingsBox{m: m}
+		return newSettingsBox(m)
 	}
 	h := unique.Make(key)
 	t.mu.Lock()
@@ -73,7 +83,7 @@ func (t *settingsTable) share(m map[string]string) *settingsBox {
 			return b
 		}
 	}
-	b := &settingsBox{m: m}
+	b := newSettingsBox(m)
 	if t.maps == nil {
 		t.maps = make(map[unique.Handle[string]]weak.Pointer[settingsBox])
 	}

@@ -1,10 +1,13 @@
 package connector
 
 import (
+	"maps"
 	"reflect"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/shaddock/shaddock/internal/packedmap"
 )
 
 func sameMap(a, b map[string]string) bool {
@@ -44,6 +47,12 @@ func TestSettingsShared(t *testing.T) {
 	}
 	if v, _ := b.Get("big"); v != big {
 		t.Fatal("large setting lost")
+	}
+	// The packed form that goes to backends follows every change.
+	for _, s := range []*Session{a, b, c} {
+		if got := packedmap.Map(s.PackedSettings()); !maps.Equal(got, s.SettingsView()) {
+			t.Fatalf("session %d: packed %v, settings %v", s.id, got, s.SettingsView())
+		}
 	}
 	if srv.settings.size() == 0 {
 		t.Fatal("no shared map in the table")

@@ -92,7 +92,9 @@ type Session struct {
 	FrontendId string                 `protobuf:"bytes,1,opt,name=frontend_id,json=frontendId,proto3" json:"frontend_id,omitempty"`
 	Id         int64                  `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
 	Uid        string                 `protobuf:"bytes,3,opt,name=uid,proto3" json:"uid,omitempty"`
-	Settings   map[string]string      `protobuf:"bytes,4,rep,name=settings,proto3" json:"settings,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The settings, packed by internal/packedmap: a frontend packs them once
+	// per change and sends the same bytes with every message.
+	Settings []byte `protobuf:"bytes,6,opt,name=settings,proto3" json:"settings,omitempty"`
 	// The frontend's instance (its epoch): session ids are per instance, so a
 	// restarted frontend's sessions are never taken for its predecessor's.
 	FrontendEpoch uint64 `protobuf:"varint,5,opt,name=frontend_epoch,json=frontendEpoch,proto3" json:"frontend_epoch,omitempty"`
@@ -151,7 +153,7 @@ func (x *Session) GetUid() string {
 	return ""
 }
 
-func (x *Session) GetSettings() map[string]string {
+func (x *Session) GetSettings() []byte {
 	if x != nil {
 		return x.Settings
 	}
@@ -1434,17 +1436,14 @@ var File_cluster_proto protoreflect.FileDescriptor
 
 const file_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\rcluster.proto\x12\x13shaddock.cluster.v1\"\xf8\x01\n" +
+	"\rcluster.proto\x12\x13shaddock.cluster.v1\"\x95\x01\n" +
 	"\aSession\x12\x1f\n" +
 	"\vfrontend_id\x18\x01 \x01(\tR\n" +
 	"frontendId\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\x03R\x02id\x12\x10\n" +
-	"\x03uid\x18\x03 \x01(\tR\x03uid\x12F\n" +
-	"\bsettings\x18\x04 \x03(\v2*.shaddock.cluster.v1.Session.SettingsEntryR\bsettings\x12%\n" +
-	"\x0efrontend_epoch\x18\x05 \x01(\x04R\rfrontendEpoch\x1a;\n" +
-	"\rSettingsEntry\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"-\n" +
+	"\x03uid\x18\x03 \x01(\tR\x03uid\x12\x1a\n" +
+	"\bsettings\x18\x06 \x01(\fR\bsettings\x12%\n" +
+	"\x0efrontend_epoch\x18\x05 \x01(\x04R\rfrontendEpochJ\x04\b\x04\x10\x05\"-\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x10\n" +
 	"\x03msg\x18\x02 \x01(\tR\x03msg\"\xde\x01\n" +
@@ -1565,7 +1564,7 @@ func file_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_cluster_proto_goTypes = []any{
 	(BindStatus)(0),           // 0: shaddock.cluster.v1.BindStatus
 	(*Session)(nil),           // 1: shaddock.cluster.v1.Session
@@ -1590,43 +1589,41 @@ var file_cluster_proto_goTypes = []any{
 	(*HoldsReply)(nil),        // 20: shaddock.cluster.v1.HoldsReply
 	(*CheckRequest)(nil),      // 21: shaddock.cluster.v1.CheckRequest
 	(*CheckReply)(nil),        // 22: shaddock.cluster.v1.CheckReply
-	nil,                       // 23: shaddock.cluster.v1.Session.SettingsEntry
-	nil,                       // 24: shaddock.cluster.v1.ForwardReply.SettingsEntry
+	nil,                       // 23: shaddock.cluster.v1.ForwardReply.SettingsEntry
 }
 var file_cluster_proto_depIdxs = []int32{
-	23, // 0: shaddock.cluster.v1.Session.settings:type_name -> shaddock.cluster.v1.Session.SettingsEntry
-	1,  // 1: shaddock.cluster.v1.ForwardRequest.session:type_name -> shaddock.cluster.v1.Session
-	2,  // 2: shaddock.cluster.v1.ForwardReply.error:type_name -> shaddock.cluster.v1.Error
-	24, // 3: shaddock.cluster.v1.ForwardReply.settings:type_name -> shaddock.cluster.v1.ForwardReply.SettingsEntry
-	1,  // 4: shaddock.cluster.v1.CallRequest.session:type_name -> shaddock.cluster.v1.Session
-	2,  // 5: shaddock.cluster.v1.CallReply.error:type_name -> shaddock.cluster.v1.Error
-	2,  // 6: shaddock.cluster.v1.PushReply.error:type_name -> shaddock.cluster.v1.Error
-	3,  // 7: shaddock.cluster.v1.ForwardBatch.requests:type_name -> shaddock.cluster.v1.ForwardRequest
-	4,  // 8: shaddock.cluster.v1.ForwardReplyBatch.replies:type_name -> shaddock.cluster.v1.ForwardReply
-	5,  // 9: shaddock.cluster.v1.CallBatch.requests:type_name -> shaddock.cluster.v1.CallRequest
-	6,  // 10: shaddock.cluster.v1.CallReplyBatch.replies:type_name -> shaddock.cluster.v1.CallReply
-	7,  // 11: shaddock.cluster.v1.PushBatch.requests:type_name -> shaddock.cluster.v1.PushRequest
-	8,  // 12: shaddock.cluster.v1.PushReplyBatch.replies:type_name -> shaddock.cluster.v1.PushReply
-	0,  // 13: shaddock.cluster.v1.BindReply.status:type_name -> shaddock.cluster.v1.BindStatus
-	9,  // 14: shaddock.cluster.v1.Cluster.Forwards:input_type -> shaddock.cluster.v1.ForwardBatch
-	11, // 15: shaddock.cluster.v1.Cluster.Calls:input_type -> shaddock.cluster.v1.CallBatch
-	13, // 16: shaddock.cluster.v1.Cluster.Pushes:input_type -> shaddock.cluster.v1.PushBatch
-	15, // 17: shaddock.cluster.v1.Cluster.Bind:input_type -> shaddock.cluster.v1.BindRequest
-	17, // 18: shaddock.cluster.v1.Cluster.Kick:input_type -> shaddock.cluster.v1.KickRequest
-	19, // 19: shaddock.cluster.v1.Cluster.Holds:input_type -> shaddock.cluster.v1.HoldsRequest
-	21, // 20: shaddock.cluster.v1.Cluster.Check:input_type -> shaddock.cluster.v1.CheckRequest
-	10, // 21: shaddock.cluster.v1.Cluster.Forwards:output_type -> shaddock.cluster.v1.ForwardReplyBatch
-	12, // 22: shaddock.cluster.v1.Cluster.Calls:output_type -> shaddock.cluster.v1.CallReplyBatch
-	14, // 23: shaddock.cluster.v1.Cluster.Pushes:output_type -> shaddock.cluster.v1.PushReplyBatch
-	16, // 24: shaddock.cluster.v1.Cluster.Bind:output_type -> shaddock.cluster.v1.BindReply
-	18, // 25: shaddock.cluster.v1.Cluster.Kick:output_type -> shaddock.cluster.v1.KickReply
-	20, // 26: shaddock.cluster.v1.Cluster.Holds:output_type -> shaddock.cluster.v1.HoldsReply
-	22, // 27: shaddock.cluster.v1.Cluster.Check:output_type -> shaddock.cluster.v1.CheckReply
-	21, // [21:28] is the sub-list for method output_type
-	14, // [14:21] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	1,  // 0: shaddock.cluster.v1.ForwardRequest.session:type_name -> shaddock.cluster.v1.Session
+	2,  // 1: shaddock.cluster.v1.ForwardReply.error:type_name -> shaddock.cluster.v1.Error
+	23, // 2: shaddock.cluster.v1.ForwardReply.settings:type_name -> shaddock.cluster.v1.ForwardReply.SettingsEntry
+	1,  // 3: shaddock.cluster.v1.CallRequest.session:type_name -> shaddock.cluster.v1.Session
+	2,  // 4: shaddock.cluster.v1.CallReply.error:type_name -> shaddock.cluster.v1.Error
+	2,  // 5: shaddock.cluster.v1.PushReply.error:type_name -> shaddock.cluster.v1.Error
+	3,  // 6: shaddock.cluster.v1.ForwardBatch.requests:type_name -> shaddock.cluster.v1.ForwardRequest
+	4,  // 7: shaddock.cluster.v1.ForwardReplyBatch.replies:type_name -> shaddock.cluster.v1.ForwardReply
+	5,  // 8: shaddock.cluster.v1.CallBatch.requests:type_name -> shaddock.cluster.v1.CallRequest
+	6,  // 9: shaddock.cluster.v1.CallReplyBatch.replies:type_name -> shaddock.cluster.v1.CallReply
+	7,  // 10: shaddock.cluster.v1.PushBatch.requests:type_name -> shaddock.cluster.v1.PushRequest
+	8,  // 11: shaddock.cluster.v1.PushReplyBatch.replies:type_name -> shaddock.cluster.v1.PushReply
+	0,  // 12: shaddock.cluster.v1.BindReply.status:type_name -> shaddock.cluster.v1.BindStatus
+	9,  // 13: shaddock.cluster.v1.Cluster.Forwards:input_type -> shaddock.cluster.v1.ForwardBatch
+	11, // 14: shaddock.cluster.v1.Cluster.Calls:input_type -> shaddock.cluster.v1.CallBatch
+	13, // 15: shaddock.cluster.v1.Cluster.Pushes:input_type -> shaddock.cluster.v1.PushBatch
+	15, // 16: shaddock.cluster.v1.Cluster.Bind:input_type -> shaddock.cluster.v1.BindRequest
+	17, // 17: shaddock.cluster.v1.Cluster.Kick:input_type -> shaddock.cluster.v1.KickRequest
+	19, // 18: shaddock.cluster.v1.Cluster.Holds:input_type -> shaddock.cluster.v1.HoldsRequest
+	21, // 19: shaddock.cluster.v1.Cluster.Check:input_type -> shaddock.cluster.v1.CheckRequest
+	10, // 20: shaddock.cluster.v1.Cluster.Forwards:output_type -> shaddock.cluster.v1.ForwardReplyBatch
+	12, // 21: shaddock.cluster.v1.Cluster.Calls:output_type -> shaddock.cluster.v1.CallReplyBatch
+	14, // 22: shaddock.cluster.v1.Cluster.Pushes:output_type -> shaddock.cluster.v1.PushReplyBatch
+	16, // 23: shaddock.cluster.v1.Cluster.Bind:output_type -> shaddock.cluster.v1.BindReply
+	18, // 24: shaddock.cluster.v1.Cluster.Kick:output_type -> shaddock.cluster.v1.KickReply
+	20, // 25: shaddock.cluster.v1.Cluster.Holds:output_type -> shaddock.cluster.v1.HoldsReply
+	22, // 26: shaddock.cluster.v1.Cluster.Check:output_type -> shaddock.cluster.v1.CheckReply
+	20, // [20:27] is the sub-list for method output_type
+	13, // [13:20] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_cluster_proto_init() }
@@ -1640,7 +1637,7 @@ func file_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_proto_rawDesc), len(file_cluster_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   24,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
