@@ -135,7 +135,7 @@ func (p *idlePoller) sweep(quit <-chan struct{}) {
 			expired[i] = nil
 		}
 		for i, s := range idle {
-			// The reader's read fails at once, and it parks (readBurst).
+			// The reader's wait ends at once, and it parks (readFailed).
 			s.toPark.Store(true)
 			s.nc.SetReadDeadline(longAgo)
 			idle[i] = nil

@@ -57,7 +57,8 @@ func (s *Session) continueReading() {
 var errHandedOff = errors.New("read loop continues on a new goroutine")
 
 // run runs a read loop until the connection ends, or until the loop hands
-// over to a fresh goroutine after a burst (see readBurst).
+// over (to the idle poller, or to a fresh goroutine: see readBurst and
+// readFailed).
 func (s *Session) run(loop func() error) {
 	if err := loop(); err != errHandedOff {
 		s.end(err)
@@ -74,7 +75,7 @@ func (s *Session) end(err error) {
 }
 
 // start reads the first bytes and decides between raw TCP and WebSocket;
-// the read loop (readBurst) continues after it.
+// the read loop (readLoop) continues after it.
 func (s *Session) start() error {
 	s.nc.SetReadDeadline(time.Now().Add(s.srv.cfg.HandshakeTimeout))
 	bp, n, err := s.readChunk()
