@@ -4,6 +4,7 @@ package connector
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -38,7 +39,12 @@ func TestIdleSessionsPark(t *testing.T) {
 		waitFor(t, "every session parked", func() bool { return parkedCount(srv) == n })
 		// No goroutine per parked session (the clients' own are not counted
 		// by rawClient: it reads on the test goroutine).
-		if g := runtime.NumGoroutine(); g > before+5 {
+		// Polled: a reader publishes parked a moment before it returns.
+		g := runtime.NumGoroutine()
+		for deadline := time.Now().Add(2 * time.Second); g > before+5 && time.Now().Before(deadline); g = runtime.NumGoroutine() {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if g > before+5 {
 			t.Errorf("ws=%v: %d goroutines with %d parked sessions, %d before", useWS, g, n, before)
 		}
 		for round := range 3 {
@@ -52,18 +58,30 @@ func TestIdleSessionsPark(t *testing.T) {
 			}
 			waitFor(t, "sessions parked again", func() bool { return parkedCount(srv) == n })
 		}
-		// Parked sessions hold no queue arrays.
-		srv.mu.RLock()
-		for _, s := range srv.sessions {
-			s.qmu.Lock()
-			s.wmu.Lock()
-			if s.inq != nil || cap(s.wq) > idleWriteQueue {
-				t.Errorf("parked session %d holds queues: in cap %d, write cap %d", s.id, cap(s.inq), cap(s.wq))
+		// Parked sessions hold no queue arrays. (Polled: the reader
+		// publishes parked before it releases them.)
+		var holding string
+		held := func() bool {
+			holding = ""
+			srv.mu.RLock()
+			defer srv.mu.RUnlock()
+			for _, s := range srv.sessions {
+				s.qmu.Lock()
+				s.wmu.Lock()
+				if s.inq != nil || cap(s.wq) > idleWriteQueue {
+					holding = fmt.Sprintf("parked session %d holds queues: in cap %d, write cap %d", s.id, cap(s.inq), cap(s.wq))
+				}
+				s.wmu.Unlock()
+				s.qmu.Unlock()
 			}
-			s.wmu.Unlock()
-			s.qmu.Unlock()
+			return holding != ""
 		}
-		srv.mu.RUnlock()
+		for deadline := time.Now().Add(2 * time.Second); held() && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if holding != "" {
+			t.Error(holding)
+		}
 		// A parked session that the client closes goes away.
 		clients[0].conn.Close()
 		waitFor(t, "closed session gone", func() bool { return srv.Len() == n-1 })
