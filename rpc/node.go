@@ -147,6 +147,7 @@ func NewNode(cfg Config) (*Node, error) {
 	opts := append(RequireSecret(cfg.Secret, n.log),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 5 * time.Second, Timeout: 3 * time.Second}),
+		grpc.StaticStreamWindowSize(flowWindow), grpc.StaticConnWindowSize(flowWindow),
 	)
 	n.srv = grpc.NewServer(opts...)
 	clusterpb.RegisterClusterServer(n.srv, &service{n: n})
@@ -154,6 +155,16 @@ func NewNode(cfg Config) (*Node, error) {
 	n.syncPeers()
 	return n, nil
 }
+
+// flowWindow is the HTTP/2 flow-control window of every cluster stream and
+// connection, fixed. gRPC's default window starts at 64 KiB and grows by
+// estimating the bandwidth-delay product, for which it sends a PING each
+// round trip while data flows: on a cluster's long-lived streams, where
+// data always flows, that was a PING and its ack per round trip, and a
+// WINDOW_UPDATE every 16 KiB per stream, each a frame to write and read.
+// 1 MiB is below the 16 MiB the estimator may grow to, and it is a bound
+// on unread data, not memory set aside.
+const flowWindow = 1 << 20
 
 // Membership returns the node's view of the cluster.
 func (n *Node) Membership() *Membership { return n.mem }
@@ -315,6 +326,7 @@ func (n *Node) dial(m Member) (*peer, error) {
 			MinConnectTimeout: 3 * time.Second,
 		}),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 5 * time.Second, Timeout: 3 * time.Second, PermitWithoutStream: true}),
+		grpc.WithStaticStreamWindowSize(flowWindow), grpc.WithStaticConnWindowSize(flowWindow),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s at %s: %w", m.ID, m.Addr(), err)
