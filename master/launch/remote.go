@@ -259,9 +259,10 @@ echo copied
 // (it then keeps the start time it found). Between two sweeps a process
 // that ended can hide from kill -0 only as a zombie (its wrapper reaps it
 // at once) or behind a pid reused within one tick. A process reported gone
-// is dropped from the set. When a process it has seen running ends, its
-// wrapper logs the status a moment later: it looks for that line on the
-// next two ticks too before it reports "?". It ends when stdin ends, or of
+// is dropped from the set. When a process ends, its wrapper logs the
+// status a moment later: it looks for that line on the next two ticks too
+// before it reports "?", also for a process that was already gone at its
+// first look (a watch set up while the process was being stopped). It ends when stdin ends, or of
 // SIGPIPE when the master has gone. It forks only to read the exit status
 // of an ended process (and the command line of a process without a start
 // time).
@@ -297,7 +298,7 @@ while IFS= read -r c; do
       x=$(status "$lg" "$p" "$tk")
       if [ -z "$x" ]; then
         case $st in
-        a) nw="$nw $n:$p:$tk:2"; continue;;
+        a|n) nw="$nw $n:$p:$tk:2"; continue;;
         2) nw="$nw $n:$p:$tk:1"; continue;;
         esac
       fi
