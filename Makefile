@@ -57,6 +57,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./config
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./pomelopb
 	$(GO) test -run='^$$' -fuzz='^FuzzEncode$$' -fuzztime=$(FUZZTIME) ./pomelopb
+	$(GO) test -run='^$$' -fuzz='^FuzzPacked$$' -fuzztime=$(FUZZTIME) ./internal/packedmap
 
 proto:
 	tools/protogen/gen.sh
