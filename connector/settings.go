@@ -2,8 +2,6 @@ package connector
 
 import (
 	"runtime"
-	"slices"
-	"strings"
 	"sync"
 	"unique"
 	"weak"
@@ -31,51 +29,22 @@ type settingsBox struct {
 	packed []byte
 }
 
-func newSettingsBox(m map[string]string) *settingsBox {
-	return &settingsBox{m: m, packed: packedmap.Pack(m)}
-}
-
 // settingsTable is a server's table of shared settings maps.
 type settingsTable struct {
 	mu   sync.Mutex
 	maps map[unique.Handle[string]]weak.Pointer[settingsBox]
 }
 
-// settingsKey is m's canonical form ("k\x00v\x00...", sorted by key), and
-// false when m is not to be shared.
-func settingsKey(m map[string]string) (string, bool) {
-	if len(m) == 0 || len(m) > internMaxEntries {
-		return "", false
-	}
-	n := 0
-	keys := make([]string, 0, internMaxEntries)
-	for k, v := range m {
-		n += len(k) + len(v) + 2
-		keys = append(keys, k)
-	}
-	if n > internMaxBytes {
-		return "", false
-	}
-	slices.Sort(keys)
-	var b strings.Builder
-	b.Grow(n)
-	for _, k := range keys {
-		b.WriteString(k)
-		b.WriteByte(0)
-		b.WriteString(m[k])
-		b.WriteByte(0)
-	}
-	return b.String(), true
-}
-
 // share returns the box holding a map equal to m: an existing one, or a
-// new one holding m itself. m must not be modified afterwards.
+// new one holding m itself. m must not be modified afterwards. The packed
+// form is also the table's key: it is canonical (sorted, each string
+// length-prefixed), so equal maps, and only they, pack to equal bytes.
 func (t *settingsTable) share(m map[string]string) *settingsBox {
-	key, ok := settingsKey(m)
-	if !ok {
-		return newSettingsBox(m)
+	packed := packedmap.Pack(m)
+	if len(m) == 0 || len(m) > internMaxEntries || len(packed) > internMaxBytes {
+		return &settingsBox{m: m, packed: packed}
 	}
-	h := unique.Make(key)
+	h := unique.Make(string(packed))
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if wp, ok := t.maps[h]; ok {
@@ -83,7 +52,7 @@ func (t *settingsTable) share(m map[string]string) *settingsBox {
 			return b
 		}
 	}
-	b := newSettingsBox(m)
+	b := &settingsBox{m: m, packed: packed}
 	if t.maps == nil {
 		t.maps = make(map[unique.Handle[string]]weak.Pointer[settingsBox])
 	}

@@ -63,3 +63,20 @@ func TestSettingsShared(t *testing.T) {
 		return srv.settings.size() == 0
 	})
 }
+
+// Maps whose strings hold NULs are not taken for other maps: the table's
+// key is the packed form, which prefixes each string with its length (a
+// NUL-separated key made these two equal).
+func TestSettingsSharedKeyUnambiguous(t *testing.T) {
+	srv := startServer(t, Config{})
+	a, b := newSession(srv.Server, 1, nil), newSession(srv.Server, 2, nil)
+	a.Set("a", "1\x00b\x001")
+	b.Set("a", "1")
+	b.Set("b", "1")
+	if v, _ := a.Get("a"); v != "1\x00b\x001" || len(a.SettingsView()) != 1 {
+		t.Fatalf("a: %q", a.SettingsView())
+	}
+	if v, _ := b.Get("a"); v != "1" || len(b.SettingsView()) != 2 {
+		t.Fatalf("b: %q", b.SettingsView())
+	}
+}
