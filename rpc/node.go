@@ -344,7 +344,7 @@ func (n *Node) dial(m Member) (*peer, error) {
 					unwrap: (*clusterpb.ForwardReplyBatch).GetReplies}, err
 			},
 			func(r *clusterpb.ForwardRequest, s uint64) { r.Seq = s },
-			func(r *clusterpb.ForwardReply) uint64 { return r.Seq }),
+			(*clusterpb.ForwardReply).GetSeq),
 		call: newCaller(ctx, n.routines.Go, "call to "+m.ID, &n.batches.calls,
 			func(ctx context.Context) (batchStream[clusterpb.CallRequest, clusterpb.CallReply], error) {
 				st, err := client.Calls(ctx)
@@ -353,7 +353,7 @@ func (n *Node) dial(m Member) (*peer, error) {
 					unwrap: (*clusterpb.CallReplyBatch).GetReplies}, err
 			},
 			func(r *clusterpb.CallRequest, s uint64) { r.Seq = s },
-			func(r *clusterpb.CallReply) uint64 { return r.Seq }),
+			(*clusterpb.CallReply).GetSeq),
 		push: newCaller(ctx, n.routines.Go, "push to "+m.ID, &n.batches.pushes,
 			func(ctx context.Context) (batchStream[clusterpb.PushRequest, clusterpb.PushReply], error) {
 				st, err := client.Pushes(ctx)
@@ -362,7 +362,7 @@ func (n *Node) dial(m Member) (*peer, error) {
 					unwrap: (*clusterpb.PushReplyBatch).GetReplies}, err
 			},
 			func(r *clusterpb.PushRequest, s uint64) { r.Seq = s },
-			func(r *clusterpb.PushReply) uint64 { return r.Seq }),
+			(*clusterpb.PushReply).GetSeq),
 	}
 	p.push.ackOf = func(r *clusterpb.PushReply) uint64 { return r.Acked }
 	p.push.onLost = func(lost []*clusterpb.PushRequest) { n.pushesLost(m.ID, lost) }

@@ -107,7 +107,7 @@ func (s *service) Forwards(st grpc.BidiStreamingServer[clusterpb.ForwardBatch, c
 			rep := s.n.serveForward(ctx, forward, req)
 			rep.Seq = req.Seq
 			return rep
-		}, func(r *clusterpb.ForwardRequest) uint32 { return r.TimeoutMs })
+		}, (*clusterpb.ForwardRequest).GetTimeoutMs)
 }
 
 func (s *service) Calls(st grpc.BidiStreamingServer[clusterpb.CallBatch, clusterpb.CallReplyBatch]) error {
@@ -126,7 +126,7 @@ func (s *service) Calls(st grpc.BidiStreamingServer[clusterpb.CallBatch, cluster
 			rep := s.n.serveCall(ctx, call, req)
 			rep.Seq = req.Seq
 			return rep
-		}, func(r *clusterpb.CallRequest) uint32 { return r.TimeoutMs })
+		}, (*clusterpb.CallRequest).GetTimeoutMs)
 }
 
 // pushAckEvery and pushAckDelay bound how many pushes, and for how long, a

@@ -278,9 +278,8 @@ func (c *caller[Req, Rep]) start(req *Req, waiters *waiterPool[Rep], dl int64) (
 	seq := c.seq
 	c.setSeq(req, seq)
 	if w == nil {
-		dl = 0
-	}
-	if w != nil {
+		dl = 0 // one-way: nothing to expire
+	} else {
 		c.pending[seq] = waiter[Rep]{w: w, deadline: dl}
 		if dl != 0 {
 			c.watch(dl)
@@ -464,11 +463,8 @@ func (c *caller[Req, Rep]) receive(st *outStream[Req, Rep]) {
 				c.acknowledge(c.ackOf(rep))
 			}
 			seq := c.getSeq(rep)
-			p, ok := c.pending[seq]
-			if ok {
-				delete(c.pending, seq)
-			}
-			waiting = append(waiting, p.w)
+			waiting = append(waiting, c.pending[seq].w)
+			delete(c.pending, seq)
 		}
 		c.mu.Unlock()
 		for i, rep := range reps {
