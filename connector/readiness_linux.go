@@ -119,10 +119,10 @@ func (s *Session) readHandle(fd uintptr) bool {
 }
 
 // readChunk waits until the socket has data and reads it into a pooled
-// buffer, which the caller returns to bufPool. The read happens inside the
-// netpoller's readiness callback, so an idle connection parks holding no
-// buffer at all (only its goroutine), and a busy one pays one read(2) per
-// burst plus the one that finds it drained: what Go's own Read costs.
+// buffer, which the caller returns to bufPool: the first bytes of a
+// connection (start), and every burst of a TLS one (readBurst). The read
+// happens inside the netpoller's readiness callback, so a connection
+// waiting for them holds no buffer.
 func (s *Session) readChunk() (*[]byte, int, error) {
 	if s.rc == nil {
 		// A TLS connection: the readiness of its socket says nothing of
