@@ -3,15 +3,18 @@ package handler
 import (
 	"context"
 	"encoding/json"
+
+	"github.com/shaddock/shaddock/internal/flatjson"
 )
 
 // Remote adapts a typed server-to-server function into a Func for a remote
 // Mux (routes serverType.remote.method). Remotes have no client session:
 // r.Session is nil. Bodies are JSON.
 func Remote[Req, Resp any](fn func(ctx context.Context, req *Req) (*Resp, error)) Func {
+	dec := flatjson.For[Req]()
 	return func(ctx context.Context, r Request) ([]byte, error) {
 		req := new(Req)
-		if err := decode(r.Body, req); err != nil {
+		if err := decode(dec, r.Body, req); err != nil {
 			return nil, err
 		}
 		resp, err := fn(ctx, req)

@@ -3,15 +3,20 @@ package handler
 import (
 	"context"
 	"encoding/json"
+
+	"github.com/shaddock/shaddock/internal/flatjson"
 )
 
 // Typed adapts a function with typed request and response structs into a
 // handler. The body is decoded as JSON into a new Req (a decode failure
-// answers 400) and the response is encoded as JSON.
+// answers 400) and the response is encoded as JSON. A Req of strings,
+// integers and booleans decodes several times faster than other types
+// (internal/flatjson), with the same result.
 func Typed[Req, Resp any](fn func(ctx context.Context, s Session, req *Req) (*Resp, error)) Func {
+	dec := flatjson.For[Req]()
 	return func(ctx context.Context, r Request) ([]byte, error) {
 		req := new(Req)
-		if err := decode(r.Body, req); err != nil {
+		if err := decode(dec, r.Body, req); err != nil {
 			return nil, err
 		}
 		resp, err := fn(ctx, r.Session, req)
@@ -24,20 +29,21 @@ func Typed[Req, Resp any](fn func(ctx context.Context, s Session, req *Req) (*Re
 
 // TypedNotify adapts a function taking a typed notify body into a handler.
 func TypedNotify[Req any](fn func(ctx context.Context, s Session, req *Req) error) Func {
+	dec := flatjson.For[Req]()
 	return func(ctx context.Context, r Request) ([]byte, error) {
 		req := new(Req)
-		if err := decode(r.Body, req); err != nil {
+		if err := decode(dec, r.Body, req); err != nil {
 			return nil, err
 		}
 		return nil, fn(ctx, r.Session, req)
 	}
 }
 
-func decode(body []byte, v any) error {
+func decode[T any](dec *flatjson.Decoder[T], body []byte, v *T) error {
 	if len(body) == 0 {
 		return nil // Pomelo clients may send no body; the handler gets the zero request
 	}
-	if err := json.Unmarshal(body, v); err != nil {
+	if err := dec.Unmarshal(body, v); err != nil {
 		return Errorf(CodeBadRequest, "bad request body: %v", err)
 	}
 	return nil
