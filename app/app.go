@@ -85,6 +85,11 @@ func New() *App {
 // Handle registers a client route, serverType.handler.method.
 func (a *App) Handle(route string, h handler.Func) { a.handlers.Handle(route, h) }
 
+// HandleNonBlocking registers a client route whose handler never blocks
+// (see handler.Mux.HandleNonBlocking): a backend runs it on the goroutine
+// that received the message, saving a goroutine handoff per message.
+func (a *App) HandleNonBlocking(route string, h handler.Func) { a.handlers.HandleNonBlocking(route, h) }
+
 // Remote registers a server-to-server route, serverType.remote.method.
 func (a *App) Remote(route string, h handler.Func) { a.remotes.Handle(route, h) }
 

@@ -264,6 +264,7 @@ func (r *runner) run(ctx context.Context, secret, master string) error {
 		}
 	} else {
 		handlers.Forward = measured(r.met, back.Forward)
+		handlers.ForwardNonBlocking = back.NonBlocking
 	}
 
 	a.mu.Lock()

@@ -102,6 +102,12 @@ func (b *Server) Forward(ctx context.Context, req *clusterpb.ForwardRequest) *cl
 	return &clusterpb.ForwardReply{Body: resp, Error: rpc.ErrorReply(err), Settings: s.changes()}
 }
 
+// NonBlocking reports whether a forwarded message's handler was registered
+// as never blocking (rpc.Handlers.ForwardNonBlocking).
+func (b *Server) NonBlocking(req *clusterpb.ForwardRequest) bool {
+	return b.cfg.Handlers.NonBlocking(req.Route)
+}
+
 // Call serves one remote call. A call made for a session (App.CallFor)
 // hands the remote that session, as a forwarded request's handler gets it.
 func (b *Server) Call(ctx context.Context, req *clusterpb.CallRequest) *clusterpb.CallReply {

@@ -234,3 +234,18 @@ func TestBackendSessionBindStatusesAreSentinels(t *testing.T) {
 		}
 	}
 }
+
+// The rpc node asks the backend which forwards it may serve on the
+// receiving goroutine: the routes registered as non-blocking.
+func TestNonBlockingFollowsTheMux(t *testing.T) {
+	mux := handler.NewMux()
+	h := func(ctx context.Context, r handler.Request) ([]byte, error) { return nil, nil }
+	mux.Handle("chat.h.waits", h)
+	mux.HandleNonBlocking("chat.h.quick", h)
+	b := New(Config{Handlers: mux, Cluster: newFake()})
+	for route, want := range map[string]bool{"chat.h.waits": false, "chat.h.quick": true, "chat.h.none": false} {
+		if got := b.NonBlocking(&clusterpb.ForwardRequest{Route: route}); got != want {
+			t.Errorf("%s: NonBlocking %v, want %v", route, got, want)
+		}
+	}
+}

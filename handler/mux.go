@@ -51,9 +51,10 @@ func After(fn func(ctx context.Context, r Request, resp []byte, err error)) Filt
 // Mux routes client messages to handlers by route. Register everything before
 // serving; lookups are then read-only and safe for concurrent use.
 type Mux struct {
-	routes  map[string]Func
-	filters []Filter
-	sealed  map[string]Func // routes with filters applied, built on first Lookup
+	routes      map[string]Func
+	nonBlocking map[string]bool // routes registered with HandleNonBlocking
+	filters     []Filter
+	sealed      map[string]Func // routes with filters applied, built on first Lookup
 }
 
 // NewMux returns an empty mux.
@@ -74,6 +75,27 @@ func (m *Mux) Handle(route string, h Func) {
 	}
 	m.routes[route] = h
 }
+
+// HandleNonBlocking registers h for route, as Handle does, and declares
+// that h (with the mux's filters) never blocks: it does not wait for a
+// remote call's answer, a lock held across I/O, a timer or a channel
+// another message fills. A backend then runs it on the goroutine that
+// received the message, one message of a batch after the other, instead of
+// handing each message to a goroutine of its own, and sends the replies
+// and the one-way pushes those handlers made together once the batch is
+// done. That saves a goroutine handoff per message; a handler that blocks
+// there holds up every message behind it on its stream, so use Handle for
+// anything that might wait.
+func (m *Mux) HandleNonBlocking(route string, h Func) {
+	m.Handle(route, h)
+	if m.nonBlocking == nil {
+		m.nonBlocking = make(map[string]bool)
+	}
+	m.nonBlocking[route] = true
+}
+
+// NonBlocking reports whether route was registered with HandleNonBlocking.
+func (m *Mux) NonBlocking(route string) bool { return m.nonBlocking[route] }
 
 // Use adds filters; the first added runs outermost.
 func (m *Mux) Use(f ...Filter) {

@@ -97,3 +97,22 @@ func TestRemoteAdapter(t *testing.T) {
 		t.Fatal("ServerType")
 	}
 }
+
+func TestHandleNonBlocking(t *testing.T) {
+	m := NewMux()
+	h := func(ctx context.Context, r Request) ([]byte, error) { return []byte("ok"), nil }
+	m.Handle("chat.h.waits", h)
+	m.HandleNonBlocking("chat.h.quick", h)
+	if m.NonBlocking("chat.h.waits") || !m.NonBlocking("chat.h.quick") || m.NonBlocking("chat.h.none") {
+		t.Fatal("NonBlocking does not report the way routes were registered")
+	}
+	if resp, err := m.Serve(context.Background(), Request{Route: "chat.h.quick"}); err != nil || string(resp) != "ok" {
+		t.Fatalf("a non-blocking route is served as any other: %q %v", resp, err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("registering a route twice did not panic")
+		}
+	}()
+	m.HandleNonBlocking("chat.h.waits", h)
+}

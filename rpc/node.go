@@ -52,6 +52,12 @@ type Config struct {
 type Handlers struct {
 	// Forward serves client messages forwarded to this server (backends).
 	Forward func(ctx context.Context, req *clusterpb.ForwardRequest) *clusterpb.ForwardReply
+	// ForwardNonBlocking, if set, reports whether Forward serves req
+	// without blocking. The stream's receiver then serves it itself, with
+	// the rest of its batch, and the replies and one-way pushes of the
+	// batch leave once it is done (see batchScope); other requests each
+	// get a pooled goroutine.
+	ForwardNonBlocking func(req *clusterpb.ForwardRequest) bool
 	// Call serves user remotes on this server.
 	Call func(ctx context.Context, req *clusterpb.CallRequest) *clusterpb.CallReply
 	// Frontend serves pushes and session operations (frontends).
@@ -539,6 +545,7 @@ func (n *Node) PushMany(ctx context.Context, reqs map[string]*clusterpb.PushRequ
 			firstErr = err
 		}
 	}
+	scope := scopeOf(ctx) // one-way pushes of a non-blocking handler leave with its batch
 	for id, req := range reqs {
 		req.WantReply = wait
 		if fe := n.handlers().Frontend; id == n.cfg.Self.ID && fe != nil {
@@ -559,7 +566,7 @@ func (n *Node) PushMany(ctx context.Context, reqs map[string]*clusterpb.PushRequ
 			if wait {
 				waiters = &n.pushWaiters
 			}
-			in, err = p.push.start(req, waiters, lazyDeadline(ctx))
+			in, err = p.push.start(req, waiters, lazyDeadline(ctx), scope)
 			if err != nil {
 				err = callError("push "+req.Route+" to", id, err)
 			}

@@ -27,20 +27,36 @@ type service struct {
 // complete on many goroutines; the first to find the queue idle sends what
 // the others queue meanwhile.
 type replySender[Rep any] struct {
-	mu   sync.Mutex
-	q    sendQueue[Rep]
-	send func([]*Rep) error
-	sent *batchCounter
-	log  *slog.Logger
+	mu      sync.Mutex
+	q       sendQueue[Rep]
+	send    func([]*Rep) error
+	sent    *batchCounter
+	log     *slog.Logger
+	flushFn func() // flush, made once for batchScope.hold
 }
 
 func (r *replySender[Rep]) reply(rep *Rep) {
 	r.mu.Lock()
 	sender := r.q.push(rep)
 	r.mu.Unlock()
-	if !sender {
-		return
+	if sender {
+		r.flush()
 	}
+}
+
+// replyHeld queues rep, served inside scope: if it makes this goroutine
+// the sender, the send waits for the scope's end.
+func (r *replySender[Rep]) replyHeld(rep *Rep, scope *batchScope) {
+	r.mu.Lock()
+	sender := r.q.push(rep)
+	r.mu.Unlock()
+	if sender && !scope.hold(r.flushFn) {
+		r.flush()
+	}
+}
+
+// flush sends what is queued until nothing is; called by the sender.
+func (r *replySender[Rep]) flush() {
 	yieldBeforeSend()
 	var batch []*Rep
 	for {
@@ -60,10 +76,15 @@ func (r *replySender[Rep]) reply(rep *Rep) {
 
 // serveStream receives batches of requests until the stream ends, handles
 // each request on a pooled goroutine, and sends replies as they complete
-// (in any order, batched).
+// (in any order, batched). Requests inline reports true for (non-blocking
+// handlers; inline may be nil) are served on the receiving goroutine
+// instead, in batch order, inside a batchScope.
 func serveStream[Req, Rep any](n *Node, recv func() ([]*Req, error), send func([]*Rep) error, sent *batchCounter,
-	handle func(ctx context.Context, req *Req) *Rep, timeout func(*Req) uint32) error {
+	handle func(ctx context.Context, req *Req) *Rep, timeout func(*Req) uint32, inline func(*Req) bool) error {
 	replies := &replySender[Rep]{send: send, sent: sent, log: n.log}
+	replies.flushFn = replies.flush
+	scope := &batchScope{}
+	scoped := withScope(n.ctx, scope)
 	for {
 		reqs, err := recv()
 		if err != nil {
@@ -72,21 +93,42 @@ func serveStream[Req, Rep any](n *Node, recv func() ([]*Req, error), send func([
 			}
 			return err
 		}
+		held := false
 		for _, req := range reqs {
 			n.inflight.Add(1)
+			if inline != nil && inline(req) {
+				if !held {
+					scope.begin()
+					held = true
+				}
+				ctx, cancel := deadline.WithTimeout(scoped, requestTimeout(n, timeout(req)))
+				rep := handle(ctx, req)
+				cancel()
+				replies.replyHeld(rep, scope)
+				n.inflight.Done()
+				continue
+			}
 			n.pool.Go(func() {
 				defer n.inflight.Done()
-				ms := timeout(req)
-				if ms == 0 {
-					ms = uint32(n.cfg.Timeout / time.Millisecond)
-				}
-				ctx, cancel := deadline.WithTimeout(n.ctx, time.Duration(ms)*time.Millisecond)
+				ctx, cancel := deadline.WithTimeout(n.ctx, requestTimeout(n, timeout(req)))
 				rep := handle(ctx, req)
 				cancel()
 				replies.reply(rep)
 			})
 		}
+		if held {
+			scope.end()
+		}
 	}
+}
+
+// requestTimeout is the time a request may take: what its sender will
+// wait (ms), or the node's default when it did not say.
+func requestTimeout(n *Node, ms uint32) time.Duration {
+	if ms == 0 {
+		return n.cfg.Timeout
+	}
+	return time.Duration(ms) * time.Millisecond
 }
 
 func (s *service) Forwards(st grpc.BidiStreamingServer[clusterpb.ForwardBatch, clusterpb.ForwardReplyBatch]) error {
@@ -107,7 +149,7 @@ func (s *service) Forwards(st grpc.BidiStreamingServer[clusterpb.ForwardBatch, c
 			rep := s.n.serveForward(ctx, forward, req)
 			rep.Seq = req.Seq
 			return rep
-		}, (*clusterpb.ForwardRequest).GetTimeoutMs)
+		}, (*clusterpb.ForwardRequest).GetTimeoutMs, s.n.handlers().ForwardNonBlocking)
 }
 
 func (s *service) Calls(st grpc.BidiStreamingServer[clusterpb.CallBatch, clusterpb.CallReplyBatch]) error {
@@ -126,7 +168,7 @@ func (s *service) Calls(st grpc.BidiStreamingServer[clusterpb.CallBatch, cluster
 			rep := s.n.serveCall(ctx, call, req)
 			rep.Seq = req.Seq
 			return rep
-		}, (*clusterpb.CallRequest).GetTimeoutMs)
+		}, (*clusterpb.CallRequest).GetTimeoutMs, nil)
 }
 
 // pushAckEvery and pushAckDelay bound how many pushes, and for how long, a

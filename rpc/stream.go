@@ -221,7 +221,7 @@ func newCaller[Req, Rep any](ctx context.Context, spawn func(func()) bool, name 
 
 // call sends req and waits for its reply or ctx's end.
 func (c *caller[Req, Rep]) call(ctx context.Context, req *Req, waiters *waiterPool[Rep]) (*Rep, error) {
-	p, err := c.start(req, waiters, lazyDeadline(ctx))
+	p, err := c.start(req, waiters, lazyDeadline(ctx), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -256,8 +256,10 @@ type inflight[Rep any] struct {
 // reply of its own, and the error reports a send that failed with req in
 // it (req then went to onLost too). A deadline dl (unix nanos, for a call
 // with waiters; 0 for none) is enforced by the caller's expiry: see
-// lazyDeadline.
-func (c *caller[Req, Rep]) start(req *Req, waiters *waiterPool[Rep], dl int64) (inflight[Rep], error) {
+// lazyDeadline. A one-way request started inside an open scope that makes
+// this goroutine the sender is sent when the scope ends (its send error is
+// then not reported here).
+func (c *caller[Req, Rep]) start(req *Req, waiters *waiterPool[Rep], dl int64, scope *batchScope) (inflight[Rep], error) {
 	st, err := c.current()
 	if err != nil {
 		return inflight[Rep]{}, err
@@ -290,6 +292,10 @@ func (c *caller[Req, Rep]) start(req *Req, waiters *waiterPool[Rep], dl int64) (
 	}
 	sender := st.q.push(req)
 	c.mu.Unlock()
+	if sender && w == nil && scope != nil && scope.hold(func() { _ = c.flush(st, senderRounds) }) {
+		// Sent when the scope ends; a failure then hands req to onLost.
+		return inflight[Rep]{seq: seq}, nil
+	}
 	if sender {
 		// A failed send delivers the error to w (wait returns it) and hands
 		// what was unacknowledged, this request included, to onLost.

@@ -114,7 +114,7 @@ func TestQueuedRequestsLeaveAsOneMessage(t *testing.T) {
 	opened := 0
 	lost := make(chan []uint64, 1)
 	c, counter := newPushCaller(t, func() *fakePushStream { opened++; return fs }, lost)
-	push := func() error { _, err := c.start(&clusterpb.PushRequest{Route: "onChat"}, nil, 0); return err }
+	push := func() error { _, err := c.start(&clusterpb.PushRequest{Route: "onChat"}, nil, 0, nil); return err }
 
 	// The first push finds the stream idle: its goroutine sends, and is held
 	// in the send while 99 more are queued.
@@ -197,7 +197,7 @@ func TestSenderHandsOverUnderSteadyFlow(t *testing.T) {
 	fs.step = make(chan struct{})
 	lost := make(chan []uint64, 1)
 	c, _ := newPushCaller(t, func() *fakePushStream { return fs }, lost)
-	push := func() error { _, err := c.start(&clusterpb.PushRequest{Route: "onChat"}, nil, 0); return err }
+	push := func() error { _, err := c.start(&clusterpb.PushRequest{Route: "onChat"}, nil, 0, nil); return err }
 	first := make(chan error, 1)
 	go func() { first <- push() }()
 	for i := 0; i < senderRounds; i++ {

@@ -24,7 +24,9 @@ func register(a *app.App) {
 		return queryEntry()(ctx, r)
 	})
 	a.Handle("connector.entryHandler.enter", handler.Typed(c.enter))
-	a.Handle("chat.chatHandler.send", handler.Typed(c.send))
+	// send only queues pushes: it never waits, so the chat server runs it
+	// on the goroutine that received it (handler.Mux.HandleNonBlocking).
+	a.HandleNonBlocking("chat.chatHandler.send", handler.Typed(c.send))
 	// The remotes are called for the entering or leaving session (CallFor):
 	// they get it, and the room records where it is.
 	a.Remote("chat.chatRemote.add", handler.Typed(c.add))
