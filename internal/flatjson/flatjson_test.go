@@ -57,8 +57,8 @@ func TestFlatBodiesTakeTheFastPath(t *testing.T) {
 		" \t\r\n{ } \n",
 		`{"rid":"r1","content":"hello","From":"u1","on":true,"n":-42,"small":127,"port":65535}`,
 		`{ "rid" : "r1" , "on" : false }`,
-		`{"rid":"r1","rid":"r2"}`,                   // the last one wins
-		`{"rid":"中文 é 😀"}`,                         // valid UTF-8 as it is
+		`{"rid":"r1","rid":"r2"}`, // the last one wins
+		`{"rid":"中文 é 😀"}`,        // valid UTF-8 as it is
 		`{"unknown":"x","other":1.5e3,"z":null,"b":true,"f":false,"s":"a\"b\u00e9"}`, // skipped
 		`{"-":"dash"}`,
 		`{"n":0,"small":-128,"port":0}`,
