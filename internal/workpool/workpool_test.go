@@ -29,24 +29,57 @@ func TestPoolRunsEveryTaskAndWorkersExit(t *testing.T) {
 }
 
 func TestPoolReusesIdleWorker(t *testing.T) {
-	p := New(time.Second)
-	started := make(chan struct{})
-	p.Go(func() { close(started) })
-	<-started
-	// Give the worker time to park on the task channel, then hand it a task:
-	// it must take it rather than a new goroutine being started.
+	p := New(time.Hour)
+	defer p.Close()
+	for i := 0; i < 100; i++ {
+		done := make(chan struct{})
+		p.Go(func() { close(done) })
+		<-done
+		// The worker puts itself back on the idle stack after the task.
+		waitIdle(t, p, 1)
+	}
+}
+
+func waitIdle(t *testing.T, p *Pool, n int) {
+	t.Helper()
 	deadline := time.Now().Add(2 * time.Second)
 	for {
-		select {
-		case p.tasks <- func() {}:
+		p.mu.Lock()
+		idle := len(p.idle)
+		p.mu.Unlock()
+		if idle == n {
 			return
-		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("no idle worker took the task")
+		if idle > n || time.Now().After(deadline) {
+			t.Fatalf("%d idle workers, want %d", idle, n)
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// Workers idle for a whole period retire; one used meanwhile stays.
+func TestPoolRetiresOnlyIdleWorkers(t *testing.T) {
+	p := New(30 * time.Millisecond)
+	defer p.Close()
+	release := make(chan struct{})
+	var started sync.WaitGroup
+	for i := 0; i < 3; i++ {
+		started.Add(1)
+		p.Go(func() { started.Done(); <-release })
+	}
+	started.Wait()
+	close(release)
+	waitIdle(t, p, 3)
+	// Keep one worker busy every few milliseconds: it is never idle for a
+	// period, so it stays while the other two retire.
+	stop := time.Now().Add(300 * time.Millisecond)
+	for time.Now().Before(stop) {
+		done := make(chan struct{})
+		p.Go(func() { close(done) })
+		<-done
+		time.Sleep(2 * time.Millisecond)
+	}
+	waitIdle(t, p, 1)
 }
 
 func TestPoolBlockingTasksDoNotStarveOthers(t *testing.T) {
@@ -82,4 +115,19 @@ func TestPoolCloseReleasesIdleWorkers(t *testing.T) {
 	ran := make(chan struct{})
 	p.Go(func() { close(ran) })
 	<-ran
+}
+
+// BenchmarkHandOff is the hot path: a task handed to an idle worker, the
+// caller waiting for it, as a connector's reader hands a session's message
+// to its dispatch worker.
+func BenchmarkHandOff(b *testing.B) {
+	p := New(time.Minute)
+	defer p.Close()
+	done := make(chan struct{}, 1)
+	task := func() { done <- struct{}{} }
+	b.ReportAllocs()
+	for b.Loop() {
+		p.Go(task)
+		<-done
+	}
 }
