@@ -124,8 +124,11 @@ func sessionSnapshot(s handler.Session) *clusterpb.Session {
 
 // Push implements rpc.Frontend.
 func (f *frontend) Push(req *clusterpb.PushRequest) *clusterpb.PushReply {
-	rep := &clusterpb.PushReply{}
-	var err error
+	var (
+		missingIDs  []int64
+		missingUIDs []string
+		err         error
+	)
 	f.met.ClusterPush()
 	switch {
 	case req.Broadcast:
@@ -134,15 +137,19 @@ func (f *frontend) Push(req *clusterpb.PushRequest) *clusterpb.PushReply {
 		}
 	default:
 		if len(req.SessionIds) > 0 {
-			rep.MissingSessionIds, err = f.srv.PushToSessions(req.SessionIds, req.Route, req.Body)
+			missingIDs, err = f.srv.PushToSessions(req.SessionIds, req.Route, req.Body)
 		}
 		if err == nil && len(req.Uids) > 0 {
-			rep.MissingUids, err = f.srv.PushToUIDs(req.Uids, req.Route, req.Body)
+			missingUIDs, err = f.srv.PushToUIDs(req.Uids, req.Route, req.Body)
 		}
 		if err == nil {
-			f.met.Pushed(len(req.SessionIds) - len(rep.MissingSessionIds) + len(req.Uids) - len(rep.MissingUids))
+			f.met.Pushed(len(req.SessionIds) - len(missingIDs) + len(req.Uids) - len(missingUIDs))
 		}
 	}
+	if err == nil && len(missingIDs)+len(missingUIDs) == 0 {
+		return nil // nothing to report: most pushes, no reply allocated
+	}
+	rep := &clusterpb.PushReply{MissingSessionIds: missingIDs, MissingUids: missingUIDs}
 	if err != nil {
 		rep.Error = &clusterpb.Error{Code: handler.CodeBadRequest, Msg: err.Error()}
 	}

@@ -105,8 +105,8 @@ func (s *Session) drain() {
 }
 
 func (s *Session) handle(in inbound) {
-	ctx, cancel := deadline.WithTimeout(s.srv.ctx, s.srv.cfg.RequestTimeout)
-	defer cancel()
+	ctx := deadline.Timeout(s.srv.ctx, s.srv.cfg.RequestTimeout)
+	defer ctx.Cancel()
 	req := handler.Request{Route: in.route, Body: in.body, Notify: in.kind == inNotify, Session: s}
 	var (
 		resp []byte

@@ -30,6 +30,8 @@ import (
 // Requests naming another instance (epoch) of the server never reach it:
 // the node answers them as about sessions that do not exist.
 type Frontend interface {
+	// Push delivers a push to the sessions it names and reports those
+	// missing; it may return nil when nothing is missing and nothing failed.
 	Push(req *clusterpb.PushRequest) *clusterpb.PushReply
 	Bind(ctx context.Context, sessionID int64, uid string) clusterpb.BindStatus
 	Kick(ctx context.Context, req *clusterpb.KickRequest) int
@@ -549,13 +551,15 @@ func (n *Node) PushMany(ctx context.Context, reqs map[string]*clusterpb.PushRequ
 	for id, req := range reqs {
 		req.WantReply = wait
 		if fe := n.handlers().Frontend; id == n.cfg.Self.ID && fe != nil {
-			rep := n.servePush(fe, req)
-			n.pushReplied(id, rep)
+			rep := n.servePush(fe, req) // not nil with wait (req.WantReply)
+			if rep != nil {
+				n.pushReplied(id, rep)
+				if err := replyError(rep.Error); err != nil {
+					note(err)
+				}
+			}
 			if wait {
 				replies[id] = rep
-			}
-			if err := replyError(rep.Error); err != nil {
-				note(err)
 			}
 			continue
 		}

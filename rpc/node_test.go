@@ -38,13 +38,16 @@ func (f *fakeFrontend) Push(req *clusterpb.PushRequest) *clusterpb.PushReply {
 	if hold != nil {
 		<-hold
 	}
-	rep := &clusterpb.PushReply{}
+	var missing []string
 	for _, u := range req.Uids {
 		if u == "ghost" {
-			rep.MissingUids = append(rep.MissingUids, u)
+			missing = append(missing, u)
 		}
 	}
-	return rep
+	if missing == nil {
+		return nil // as app's frontend: nothing to report
+	}
+	return &clusterpb.PushReply{MissingUids: missing}
 }
 
 func (f *fakeFrontend) Bind(ctx context.Context, sid int64, uid string) clusterpb.BindStatus {
@@ -201,6 +204,11 @@ func TestForwardCallPushBindKick(t *testing.T) {
 	}
 	if err != nil || len(prep.MissingUids) != 1 || len(front.pushes) != 1 {
 		t.Fatalf("push: %v %+v", err, prep)
+	}
+	// A waiting push that reached everybody gets a reply all the same.
+	if prep, err := be.Push(ctx, "fe-1", &clusterpb.PushRequest{Route: "onChat", Uids: []string{"u7"}}); err != nil || prep == nil ||
+		len(prep.MissingUids) != 0 || prep.Error != nil {
+		t.Fatalf("push to present sessions: %v %+v", err, prep)
 	}
 	if st, err := be.Bind(ctx, Instance{ID: "fe-1"}, 7, "taken"); err != nil || st != clusterpb.BindStatus_BIND_UID_TAKEN {
 		t.Fatalf("bind: %v %v", st, err)

@@ -101,18 +101,18 @@ func serveStream[Req, Rep any](n *Node, recv func() ([]*Req, error), send func([
 					scope.begin()
 					held = true
 				}
-				ctx, cancel := deadline.WithTimeout(scoped, requestTimeout(n, timeout(req)))
+				ctx := deadline.Timeout(scoped, requestTimeout(n, timeout(req)))
 				rep := handle(ctx, req)
-				cancel()
+				ctx.Cancel()
 				replies.replyHeld(rep, scope)
 				n.inflight.Done()
 				continue
 			}
 			n.pool.Go(func() {
 				defer n.inflight.Done()
-				ctx, cancel := deadline.WithTimeout(n.ctx, requestTimeout(n, timeout(req)))
+				ctx := deadline.Timeout(n.ctx, requestTimeout(n, timeout(req)))
 				rep := handle(ctx, req)
-				cancel()
+				ctx.Cancel()
 				replies.reply(rep)
 			})
 		}
@@ -230,7 +230,7 @@ func (s *service) Pushes(st grpc.BidiStreamingServer[clusterpb.PushBatch, cluste
 		out = out[:0]
 		for _, req := range reqs {
 			rep := s.n.servePush(fe, req)
-			if req.WantReply || rep.Error != nil || len(rep.MissingSessionIds)+len(rep.MissingUids) > 0 {
+			if rep != nil && (req.WantReply || rep.Error != nil || len(rep.MissingSessionIds)+len(rep.MissingUids) > 0) {
 				rep.Seq = req.Seq
 				out = append(out, rep)
 			}
@@ -332,6 +332,12 @@ func (n *Node) servePush(fe Frontend, req *clusterpb.PushRequest) *clusterpb.Pus
 		return &clusterpb.PushReply{MissingSessionIds: req.SessionIds, MissingUids: req.Uids, Epoch: req.Epoch}
 	}
 	rep := fe.Push(req)
+	if rep == nil { // delivered to every target
+		if !req.WantReply {
+			return nil
+		}
+		rep = &clusterpb.PushReply{}
+	}
 	rep.Epoch = req.Epoch
 	if rep.Epoch == 0 {
 		rep.Epoch = n.cfg.Self.Epoch

@@ -34,6 +34,20 @@ func WithDeadline(parent context.Context, d time.Time) (*Context, context.Cancel
 	return c, func() { c.cancel(context.Canceled) }
 }
 
+// Timeout returns a context ending d from now (or earlier with parent);
+// call its Cancel when the work is done. It is WithTimeout without the
+// cancel function's allocation, for a context made per request.
+func Timeout(parent context.Context, d time.Duration) *Context {
+	dl := time.Now().Add(d)
+	if pd, ok := parent.Deadline(); ok && pd.Before(dl) {
+		dl = pd
+	}
+	return &Context{parent: parent, deadline: dl}
+}
+
+// Cancel ends the context, as the cancel function of WithDeadline does.
+func (c *Context) Cancel() { c.cancel(context.Canceled) }
+
 // WithTimeout is WithDeadline(parent, time.Now().Add(d)).
 func WithTimeout(parent context.Context, d time.Duration) (*Context, context.CancelFunc) {
 	return WithDeadline(parent, time.Now().Add(d))

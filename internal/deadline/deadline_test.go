@@ -106,3 +106,28 @@ func BenchmarkStdlibWithTimeout(b *testing.B) {
 		cancel()
 	}
 }
+
+func TestTimeoutAndCancel(t *testing.T) {
+	parent, stop := context.WithTimeout(context.Background(), time.Hour)
+	defer stop()
+	c := Timeout(parent, 2*time.Hour)
+	if pd, _ := parent.Deadline(); !c.deadline.Equal(pd) {
+		t.Fatalf("deadline %v, want the parent's earlier %v", c.deadline, pd)
+	}
+	if c.Err() != nil {
+		t.Fatalf("early Err = %v", c.Err())
+	}
+	done := c.Done()
+	c.Cancel()
+	select {
+	case <-done:
+	default:
+		t.Fatal("Done not closed by Cancel")
+	}
+	if !errors.Is(c.Err(), context.Canceled) {
+		t.Fatalf("Err = %v", c.Err())
+	}
+	if n := testing.AllocsPerRun(100, func() { Timeout(parent, time.Second).Cancel() }); n > 1 {
+		t.Fatalf("%v allocations per Timeout and Cancel, want 1", n)
+	}
+}
