@@ -71,6 +71,45 @@ func (f *frontend) serve(ctx context.Context, r handler.Request) ([]byte, error)
 	return rep.Body, nil
 }
 
+// start is the connector's AsyncHandler: a message for a backend of a
+// stateless type is forwarded without a goroutine waiting for the reply
+// (the reply answers the client from the stream's receiver). It leaves to
+// serve what runs here, what is refused, and stateful types, whose
+// placement may have to ask the cluster.
+func (f *frontend) start(ctx context.Context, r handler.Request, done func([]byte, error)) bool {
+	typ := handler.ServerType(r.Route)
+	if typ == f.typ {
+		return false
+	}
+	if _, ok := f.stateful[typ]; ok {
+		return false
+	}
+	if _, ok := f.local.Lookup(r.Route); !ok || f.node.Membership().FrontendType(typ) {
+		return false // serve answers why
+	}
+	target, err := routeAmong(f.routes, f.node.Membership(), typ, r)
+	if err != nil {
+		done(nil, err)
+		return true
+	}
+	s := r.Session
+	f.node.ForwardAsync(ctx, target.ID, &clusterpb.ForwardRequest{
+		Route: r.Route, Body: r.Body, Notify: r.Notify, Session: sessionSnapshot(s), TargetEpoch: target.Epoch,
+	}, func(rep *clusterpb.ForwardReply, err error) {
+		if rep != nil {
+			for k, v := range rep.Settings {
+				s.Set(k, v)
+			}
+		}
+		if err != nil {
+			done(nil, err)
+			return
+		}
+		done(rep.Body, nil)
+	})
+	return true
+}
+
 // target picks the server instance for s's messages of type typ (r is the
 // message, for route functions): where its key is placed for a stateful
 // type, else what the type's route function (default: crc32 of the uid)

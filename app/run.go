@@ -244,7 +244,8 @@ func (r *runner) run(ctx context.Context, secret, master string) error {
 		fe = newFrontend(self.Type, node, a.handlers, a.routes, a.stateful, r.log)
 		fe.met, fe.pins.met = r.met, r.met
 		r.fe = fe
-		ccfg := connector.Config{ID: self.ID, Type: self.Type, Epoch: self.Epoch, Handler: r.met.Wrap(fe.serve), Dictionary: dict, Logger: r.roleLog,
+		ccfg := connector.Config{ID: self.ID, Type: self.Type, Epoch: self.Epoch, Handler: r.met.Wrap(fe.serve),
+			AsyncHandler: r.met.WrapAsync(fe.start), Dictionary: dict, Logger: r.roleLog,
 			OnSessionClosed: r.sessionClosed, Protos: a.protos, TLS: r.tls}
 		if r.met != nil {
 			ccfg.OnRefused = r.met.Refused

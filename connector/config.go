@@ -33,6 +33,16 @@ type Config struct {
 
 	// Handler serves every request and notify of a session. Required.
 	Handler handler.Func
+	// AsyncHandler, if set, is offered each request and notify before
+	// Handler. Returning true, it has taken the message and calls done
+	// exactly once, from any goroutine (possibly before it returns), with
+	// what Handler would have returned; the session's next message waits
+	// for done, as it waits for Handler. Returning false (without calling
+	// done) leaves the message to Handler. It must not block, nor must
+	// done's caller expect done to: done answers the client and goes on
+	// with the session's queue. (The app forwards messages to backends
+	// here: no goroutine then waits for each reply.)
+	AsyncHandler func(ctx context.Context, r handler.Request, done func(resp []byte, err error)) bool
 	// Dictionary of route codes sent in the handshake and used to compress
 	// push routes (Pomelo's useDict). Nil for none.
 	Dictionary *protocol.Dictionary

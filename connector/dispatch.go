@@ -71,11 +71,7 @@ func (s *Session) drain() {
 	for {
 		s.qmu.Lock()
 		if s.inHead == len(s.inq) {
-			s.inq, s.inHead = s.inq[:0], 0
-			if cap(s.inq) > 16 || s.parked.Load() {
-				s.inq = nil // a parked (idle) session keeps none (releaseQueues)
-			}
-			s.running = false
+			s.stopDrainLocked()
 			s.qmu.Unlock()
 			return
 		}
@@ -90,7 +86,9 @@ func (s *Session) drain() {
 
 		switch in.kind {
 		case inRequest, inNotify:
-			s.handle(in)
+			if s.handle(in) {
+				return // an asynchronous handler has the session; its done goes on (resume)
+			}
 		case inHandshake:
 			s.handshake(in.body)
 		case inKick:
@@ -104,10 +102,54 @@ func (s *Session) drain() {
 	}
 }
 
-func (s *Session) handle(in inbound) {
+// stopDrainLocked marks the queue idle (no worker runs), dropping a
+// large or parked session's array; called with qmu held.
+func (s *Session) stopDrainLocked() {
+	s.inq, s.inHead = s.inq[:0], 0
+	if cap(s.inq) > 16 || s.parked.Load() {
+		s.inq = nil // a parked (idle) session keeps none (releaseQueues)
+	}
+	s.running = false
+}
+
+// handle runs the message's handler and answers it. It reports true when
+// an AsyncHandler took the message: its done answers and resumes the
+// queue, and the worker must leave the session to it.
+func (s *Session) handle(in inbound) (async bool) {
 	ctx := deadline.Timeout(s.srv.ctx, s.srv.cfg.RequestTimeout)
-	defer ctx.Cancel()
 	req := handler.Request{Route: in.route, Body: in.body, Notify: in.kind == inNotify, Session: s}
+	if ah := s.srv.cfg.AsyncHandler; ah != nil {
+		s.qmu.Lock()
+		s.asyncStarting = true
+		s.asyncGen++
+		gen := s.asyncGen
+		s.qmu.Unlock()
+		var taken bool
+		panicked := s.safely(in.route, func() {
+			taken = ah(ctx, req, func(resp []byte, err error) { s.asyncDone(ctx, in, gen, resp, err) })
+		})
+		s.qmu.Lock()
+		s.asyncStarting = false
+		early := s.early
+		s.early = nil
+		if early == nil && (panicked || !taken) {
+			s.asyncGen++ // a done still to come is ignored
+		}
+		s.qmu.Unlock()
+		switch {
+		case early != nil:
+			s.answer(in, early.resp, early.err)
+			ctx.Cancel()
+			return false
+		case panicked:
+			s.answer(in, nil, handler.Errorf(handler.CodeInternal, "internal server error"))
+			ctx.Cancel()
+			return false
+		case taken:
+			return true
+		}
+	}
+	defer ctx.Cancel()
 	var (
 		resp []byte
 		err  error
@@ -115,6 +157,50 @@ func (s *Session) handle(in inbound) {
 	if s.safely(in.route, func() { resp, err = s.srv.cfg.Handler(ctx, req) }) {
 		err = handler.Errorf(handler.CodeInternal, "internal server error")
 	}
+	s.answer(in, resp, err)
+	return false
+}
+
+// asyncResult is what a done called before its AsyncHandler returned
+// left for the worker.
+type asyncResult struct {
+	resp []byte
+	err  error
+}
+
+// asyncDone is an AsyncHandler's done (generation gen): answer, then go on
+// with the queue. A done called while the worker is still inside the
+// AsyncHandler leaves its outcome to the worker, which goes on itself; a
+// second call, or one for a call the worker gave up on (it panicked), does
+// nothing.
+func (s *Session) asyncDone(ctx *deadline.Context, in inbound, gen uint32, resp []byte, err error) {
+	s.qmu.Lock()
+	if gen != s.asyncGen {
+		s.qmu.Unlock()
+		return
+	}
+	s.asyncGen++
+	if s.asyncStarting {
+		s.early = &asyncResult{resp, err}
+		s.qmu.Unlock()
+		return
+	}
+	s.qmu.Unlock()
+	s.answer(in, resp, err)
+	ctx.Cancel()
+	s.qmu.Lock()
+	if s.inHead == len(s.inq) {
+		s.stopDrainLocked()
+		s.qmu.Unlock()
+		return
+	}
+	s.qmu.Unlock()
+	s.srv.pool.Go(s.drain) // running stays set: the new worker owns the queue
+}
+
+// answer responds to a request with what its handler returned, or logs a
+// notify's failure.
+func (s *Session) answer(in inbound, resp []byte, err error) {
 	if in.kind == inNotify {
 		if err != nil {
 			if ok, n := s.srv.failLog.Allow(); ok {

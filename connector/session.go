@@ -47,7 +47,8 @@ type Session struct {
 	pollAdded bool // reader: the socket is registered with the idle poller
 	// reader: the burst being handled held only heartbeats
 	onlyHeartbeats bool
-	running        bool // qmu: a dispatch worker runs
+	running        bool // qmu: a dispatch worker runs, or an asynchronous handler has the session
+	asyncStarting  bool // qmu: the worker is inside AsyncHandler
 	writing        bool // wmu: a writer runs
 	closeAfter     bool // wmu: a kick is queued: close once it is written
 	skipRead       bool // reader: the last read drained the socket (readLoop)
@@ -79,6 +80,11 @@ type Session struct {
 	inq    []inbound
 	inHead int
 	inWait chan struct{}
+	// The AsyncHandler call in progress (qmu): its done is taken once, if
+	// its generation is still current; one that came before AsyncHandler
+	// returned leaves its outcome in early, for the worker to answer.
+	asyncGen uint32
+	early    *asyncResult
 
 	wmu sync.Mutex // write queue
 	wq  []outbound

@@ -327,6 +327,28 @@ func (s *Server) Wrap(h handler.Func) handler.Func {
 	}
 }
 
+// WrapAsync is Wrap for a connector's AsyncHandler: a message it takes is
+// counted when its done is called.
+func (s *Server) WrapAsync(h func(ctx context.Context, r handler.Request, done func([]byte, error)) bool) func(ctx context.Context, r handler.Request, done func([]byte, error)) bool {
+	if s == nil {
+		return h
+	}
+	return func(ctx context.Context, r handler.Request, done func([]byte, error)) bool {
+		if r.Notify {
+			taken := h(ctx, r, done)
+			if taken {
+				s.Notify(r.Route)
+			}
+			return taken
+		}
+		start := time.Now()
+		return h(ctx, r, func(body []byte, err error) {
+			s.Request(r.Route, Code(err), time.Since(start))
+			done(body, err)
+		})
+	}
+}
+
 // Code is the response code a client gets for a handler's error: 200 for
 // none, an *handler.Error's own code, else 500 (handler.ErrorBody's rule).
 func Code(err error) int {

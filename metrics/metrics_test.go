@@ -170,3 +170,41 @@ func BenchmarkHandler(b *testing.B) {
 		})
 	})
 }
+
+// An asynchronous handler's requests count when their done is called, with
+// its outcome; declined ones are not counted (Handler counts them).
+func TestWrapAsync(t *testing.T) {
+	s := New(Config{ID: "connector-1", Type: "connector", Routes: []string{"chat.chatHandler.send"}})
+	var dones []func([]byte, error)
+	h := s.WrapAsync(func(ctx context.Context, r handler.Request, done func([]byte, error)) bool {
+		if string(r.Body) == "decline" {
+			return false
+		}
+		dones = append(dones, done)
+		return true
+	})
+	var answered int
+	ctx := context.Background()
+	for _, body := range []string{"a", "b", "decline"} {
+		h(ctx, handler.Request{Route: "chat.chatHandler.send", Body: []byte(body)}, func([]byte, error) { answered++ })
+	}
+	h(ctx, handler.Request{Route: "chat.chatHandler.send", Notify: true}, func([]byte, error) {})
+	if text := scrape(t, s); strings.Contains(text, `shaddock_requests_total{code="200",route="chat.chatHandler.send"} 1`) {
+		t.Fatal("counted before done")
+	}
+	dones[0]([]byte(`{}`), nil)
+	dones[1](nil, handler.Errorf(503, "down"))
+	text := scrape(t, s)
+	for _, want := range []string{
+		`shaddock_requests_total{code="200",route="chat.chatHandler.send"} 1`,
+		`shaddock_requests_total{code="503",route="chat.chatHandler.send"} 1`,
+		`shaddock_notifies_total{route="chat.chatHandler.send"} 1`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("scrape lacks %q", want)
+		}
+	}
+	if answered != 2 {
+		t.Fatalf("done reached the connector %d times, want 2", answered)
+	}
+}

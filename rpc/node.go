@@ -493,6 +493,46 @@ func (n *Node) Forward(ctx context.Context, id string, req *clusterpb.ForwardReq
 	return rep, replyError(rep.Error)
 }
 
+// ForwardAsync is Forward without waiting: it sends req and returns, and
+// done gets what Forward would have returned, exactly once, on the
+// goroutine that has it: the stream's receiver for a reply (so done must
+// not block), the caller's expiry at ctx's deadline, or this goroutine
+// when req could not be sent. ctx's deadline bounds the wait (the node's
+// default timeout without one); its cancellation is not watched. A
+// forward to this server itself is served before ForwardAsync returns.
+func (n *Node) ForwardAsync(ctx context.Context, id string, req *clusterpb.ForwardRequest, done func(*clusterpb.ForwardReply, error)) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		dl = time.Now().Add(n.cfg.Timeout)
+	}
+	left := time.Until(dl)
+	if left < time.Millisecond {
+		left = time.Millisecond
+	}
+	req.TimeoutMs = uint32(left / time.Millisecond)
+	if h := n.handlers(); id == n.cfg.Self.ID && h.Forward != nil {
+		rep := n.serveForward(ctx, h.Forward, req)
+		done(rep, replyError(rep.Error))
+		return
+	}
+	p, err := n.peer(id)
+	if err != nil {
+		done(nil, err)
+		return
+	}
+	route := req.Route
+	err = p.forward.startAsync(req, dl.UnixNano(), func(rep *clusterpb.ForwardReply, err error) {
+		if err != nil {
+			done(nil, callError("forward "+route+" to", id, err))
+			return
+		}
+		done(rep, replyError(rep.Error))
+	})
+	if err != nil {
+		done(nil, callError("forward "+route+" to", id, err))
+	}
+}
+
 // Call runs a user remote on server id; req carries the route, the body
 // and, for a call made for a session, the session.
 func (n *Node) Call(ctx context.Context, id string, req *clusterpb.CallRequest) ([]byte, error) {

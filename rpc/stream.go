@@ -174,8 +174,22 @@ type caller[Req, Rep any] struct {
 // A deadline (unix nanos) set means the caller's expiry enforces it, and
 // the call does not watch its context.
 type waiter[Rep any] struct {
-	w        chan result[Rep]
+	w chan result[Rep]
+	// cb, instead of w, takes the outcome on the goroutine that has it (a
+	// stream's receiver, the expiry, a failing sender): see startAsync.
+	cb       func(*Rep, error)
 	deadline int64
+}
+
+func (w waiter[Rep]) waits() bool { return w.w != nil || w.cb != nil }
+
+// deliver hands the outcome to whoever waits.
+func (w waiter[Rep]) deliver(r result[Rep]) {
+	if w.cb != nil {
+		w.cb(r.rep, r.err)
+		return
+	}
+	w.w <- r
 }
 
 // outStream is one opened stream and what is queued for it. Requests are
@@ -260,29 +274,49 @@ type inflight[Rep any] struct {
 // this goroutine the sender is sent when the scope ends (its send error is
 // then not reported here).
 func (c *caller[Req, Rep]) start(req *Req, waiters *waiterPool[Rep], dl int64, scope *batchScope) (inflight[Rep], error) {
-	st, err := c.current()
-	if err != nil {
-		return inflight[Rep]{}, err
-	}
 	var w chan result[Rep]
 	if waiters != nil {
 		w = waiters.get()
 	}
+	p, err := c.send(req, waiter[Rep]{w: w, deadline: dl}, scope)
+	if err != nil && w != nil && p.seq == 0 {
+		waiters.put(w) // never queued: nobody will deliver to it
+	}
+	return p, err
+}
+
+// startAsync queues req and returns at once; cb gets the reply or the
+// error exactly once, on the goroutine that has it: a stream's receiver,
+// the expiry (dl, unix nanos, must be set), a sender whose send failed,
+// or this one when req could not be queued (then startAsync also returns
+// the error). cb must not block.
+func (c *caller[Req, Rep]) startAsync(req *Req, dl int64, cb func(*Rep, error)) error {
+	_, err := c.send(req, waiter[Rep]{cb: cb, deadline: dl}, nil)
+	return err
+}
+
+// send queues req, registering wt for its reply unless wt waits for
+// nothing (one-way), and sends it or leaves it to the sender. A request
+// not queued has seq 0.
+func (c *caller[Req, Rep]) send(req *Req, wt waiter[Rep], scope *batchScope) (inflight[Rep], error) {
+	st, err := c.current()
+	if err != nil {
+		return inflight[Rep]{}, err
+	}
+	w := wt.w
+	dl := wt.deadline
 	c.mu.Lock()
 	if c.stream != st { // failed between current() and here
 		c.mu.Unlock()
-		if w != nil {
-			waiters.put(w)
-		}
 		return inflight[Rep]{}, fmt.Errorf("%s: %w", c.name, errStreamClosed)
 	}
 	c.seq++
 	seq := c.seq
 	c.setSeq(req, seq)
-	if w == nil {
+	if !wt.waits() {
 		dl = 0 // one-way: nothing to expire
 	} else {
-		c.pending[seq] = waiter[Rep]{w: w, deadline: dl}
+		c.pending[seq] = wt
 		if dl != 0 {
 			c.watch(dl)
 		}
@@ -292,15 +326,15 @@ func (c *caller[Req, Rep]) start(req *Req, waiters *waiterPool[Rep], dl int64, s
 	}
 	sender := st.q.push(req)
 	c.mu.Unlock()
-	if sender && w == nil && scope != nil && scope.hold(func() { _ = c.flush(st, senderRounds) }) {
+	if sender && !wt.waits() && scope != nil && scope.hold(func() { _ = c.flush(st, senderRounds) }) {
 		// Sent when the scope ends; a failure then hands req to onLost.
 		return inflight[Rep]{seq: seq}, nil
 	}
 	if sender {
 		// A failed send delivers the error to w (wait returns it) and hands
 		// what was unacknowledged, this request included, to onLost.
-		if err := c.flush(st, senderRounds); err != nil && w == nil {
-			return inflight[Rep]{}, fmt.Errorf("%s: %w: %w", c.name, errStreamClosed, err)
+		if err := c.flush(st, senderRounds); err != nil && !wt.waits() {
+			return inflight[Rep]{seq: seq}, fmt.Errorf("%s: %w: %w", c.name, errStreamClosed, err)
 		}
 	}
 	return inflight[Rep]{seq: seq, w: w, byExpiry: dl != 0}, nil
@@ -409,14 +443,14 @@ func (c *caller[Req, Rep]) watch(dl int64) {
 // expiry for the earliest deadline left.
 func (c *caller[Req, Rep]) expire() {
 	now := time.Now().UnixNano()
-	var expired []chan result[Rep]
+	var expired []waiter[Rep]
 	c.mu.Lock()
 	next := int64(0)
 	for seq, p := range c.pending {
 		switch {
 		case p.deadline == 0:
 		case p.deadline <= now:
-			expired = append(expired, p.w)
+			expired = append(expired, p)
 			delete(c.pending, seq)
 		case next == 0 || p.deadline < next:
 			next = p.deadline
@@ -428,7 +462,7 @@ func (c *caller[Req, Rep]) expire() {
 	}
 	c.mu.Unlock()
 	for _, w := range expired {
-		w <- result[Rep]{err: context.DeadlineExceeded}
+		w.deliver(result[Rep]{err: context.DeadlineExceeded})
 	}
 }
 
@@ -455,7 +489,7 @@ func (c *caller[Req, Rep]) current() (*outStream[Req, Rep], error) {
 // receive delivers replies until the stream ends, then fails what waits.
 // A batch of replies takes the lock once.
 func (c *caller[Req, Rep]) receive(st *outStream[Req, Rep]) {
-	var waiting []chan result[Rep] // per reply of the batch, nil if nobody waits
+	var waiting []waiter[Rep] // per reply of the batch, zero if nobody waits
 	for {
 		reps, err := st.bs.recv()
 		if err != nil {
@@ -469,14 +503,14 @@ func (c *caller[Req, Rep]) receive(st *outStream[Req, Rep]) {
 				c.acknowledge(c.ackOf(rep))
 			}
 			seq := c.getSeq(rep)
-			waiting = append(waiting, c.pending[seq].w)
+			waiting = append(waiting, c.pending[seq])
 			delete(c.pending, seq)
 		}
 		c.mu.Unlock()
 		for i, rep := range reps {
 			switch w := waiting[i]; {
-			case w != nil:
-				w <- result[Rep]{rep: rep}
+			case w.waits():
+				w.deliver(result[Rep]{rep: rep})
 			case c.onReply != nil && c.getSeq(rep) != 0:
 				c.onReply(rep)
 			}
@@ -507,7 +541,7 @@ func (c *caller[Req, Rep]) fail(st *outStream[Req, Rep], err error) {
 	st.sendMu.Unlock()
 	ferr := fmt.Errorf("%s: %w: %w", c.name, errStreamClosed, err)
 	for _, p := range pending {
-		p.w <- result[Rep]{err: ferr}
+		p.deliver(result[Rep]{err: ferr})
 	}
 	if len(unacked) > 0 && c.onLost != nil {
 		lost := make([]*Req, len(unacked))
