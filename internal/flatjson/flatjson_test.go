@@ -17,8 +17,10 @@ type sample struct {
 	Small   int8   `json:"small"`
 	Port    uint16 `json:"port"`
 	Skipped string `json:"-"`
-	Dash    string `json:"-,"`
-	hidden  string //nolint:unused // encoding/json ignores unexported fields; so must the fast path
+	//lint:ignore SA5008 "-," names the field "-" (encoding/json's documented rule), which the fast path must follow
+	Dash string `json:"-,"`
+	//lint:ignore U1000 encoding/json ignores unexported fields; so must the fast path
+	hidden string
 }
 
 // The chat's request, as tools/robot and chatofpomelo's client send it.
