@@ -71,28 +71,40 @@ func (f *frontend) serve(ctx context.Context, r handler.Request) ([]byte, error)
 	return rep.Body, nil
 }
 
-// start is the connector's AsyncHandler: a message for a backend of a
-// stateless type is forwarded without a goroutine waiting for the reply
-// (the reply answers the client from the stream's receiver). It leaves to
-// serve what runs here, what is refused, and stateful types, whose
-// placement may have to ask the cluster.
+// start is the connector's AsyncHandler: a message for a backend is
+// forwarded without a goroutine waiting for the reply (the reply answers
+// the client from the stream's receiver). It leaves to serve what runs
+// here, what is refused, and the messages of a stateful type whose session
+// is not pinned yet (placing it may have to ask the cluster).
 func (f *frontend) start(ctx context.Context, r handler.Request, done func([]byte, error)) bool {
 	typ := handler.ServerType(r.Route)
 	if typ == f.typ {
 		return false
 	}
-	if _, ok := f.stateful[typ]; ok {
-		return false
-	}
 	if _, ok := f.local.Lookup(r.Route); !ok || f.node.Membership().FrontendType(typ) {
 		return false // serve answers why
 	}
-	target, err := routeAmong(f.routes, f.node.Membership(), typ, r)
+	s := r.Session
+	var (
+		target rpc.Instance
+		err    error
+	)
+	if st, ok := f.stateful[typ]; ok {
+		key, _ := s.Get(st.setting)
+		if key == "" {
+			return false
+		}
+		var pinned bool
+		if target, pinned, err = f.pinnedFor(s, typ, key); !pinned {
+			return false
+		}
+	} else {
+		target, err = routeAmong(f.routes, f.node.Membership(), typ, r)
+	}
 	if err != nil {
 		done(nil, err)
 		return true
 	}
-	s := r.Session
 	f.node.ForwardAsync(ctx, target.ID, &clusterpb.ForwardRequest{
 		Route: r.Route, Body: r.Body, Notify: r.Notify, Session: sessionSnapshot(s), TargetEpoch: target.Epoch,
 	}, func(rep *clusterpb.ForwardReply, err error) {

@@ -248,8 +248,8 @@ func (f *frontend) placeFor(ctx context.Context, s handler.Session, typ string, 
 	if !ok || key == "" {
 		return rpc.Instance{}, handler.Errorf(handler.CodeBadRequest, "session has no %s", st.setting)
 	}
-	if pn, ok := f.pins.get(s.ID(), typ); ok && pn.key == key {
-		return pn.inst, f.usable(pn.inst)
+	if inst, ok, err := f.pinnedFor(s, typ, key); ok {
+		return inst, err
 	}
 	inst, ok := f.pins.cached(typ, key)
 	if !ok {
@@ -268,6 +268,16 @@ func (f *frontend) placeFor(ctx context.Context, s handler.Session, typ string, 
 		return rpc.Instance{}, handler.Errorf(handler.CodeUnavailable, "%s", reason)
 	}
 	return inst, nil
+}
+
+// pinnedFor is where s's messages of typ go when s is pinned there for key
+// (ok false when it is not): the part of placeFor that never blocks.
+func (f *frontend) pinnedFor(s handler.Session, typ, key string) (inst rpc.Instance, ok bool, err error) {
+	pn, ok := f.pins.get(s.ID(), typ)
+	if !ok || pn.key != key {
+		return rpc.Instance{}, false, nil
+	}
+	return pn.inst, true, f.usable(pn.inst)
 }
 
 // usable answers a message for a pinned instance that does not serve now:

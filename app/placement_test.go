@@ -153,6 +153,29 @@ func TestFrontendPlacesSessionKeys(t *testing.T) {
 	if inst, err := f.target(ctx, s2, "chat", handler.Request{Session: s2}); err != nil || inst.ID != "chat-2" {
 		t.Fatalf("second session on %v (%v)", inst, err)
 	}
+	// The connector's AsyncHandler forwards the messages of pinned sessions
+	// without a goroutine waiting, and leaves the others to serve, which
+	// places them (and may ask the cluster).
+	send := handler.Request{Route: "chat.chatHandler.send"}
+	unpinned := newKickSession(5, "elsewhere")
+	send.Session = unpinned
+	if f.start(ctx, send, func([]byte, error) { t.Error("done called for a declined message") }) {
+		t.Fatal("start took the message of an unpinned session")
+	}
+	answered := make(chan error, 2)
+	send.Session = s2
+	if !f.start(ctx, send, func(_ []byte, err error) { answered <- err }) {
+		t.Fatal("start declined the message of a pinned session")
+	}
+	select {
+	case err := <-answered: // chat-2 serves no forwards here: an error, once
+		var herr *handler.Error
+		if !errors.As(err, &herr) || herr.Code != handler.CodeNotFound {
+			t.Fatalf("forward to a server without handlers: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the forwarded message was never answered")
+	}
 	// No key: 400. A server that cannot be reached: 503, no new placement.
 	none := &kickSession{fakeSession: fakeSession{settings: map[string]string{}}, id: 4}
 	var herr *handler.Error
@@ -162,6 +185,11 @@ func TestFrontendPlacesSessionKeys(t *testing.T) {
 	mem.SetDown("chat-2", true)
 	if _, err := f.target(ctx, s, "chat", handler.Request{Session: s}); !errors.As(err, &herr) || herr.Code != handler.CodeUnavailable {
 		t.Fatalf("pinned server down: %v", err)
+	}
+	send.Session = s
+	var downErr error
+	if !f.start(ctx, send, func(_ []byte, err error) { downErr = err }) || !errors.As(downErr, &herr) || herr.Code != handler.CodeUnavailable {
+		t.Fatalf("start for a pinned server that is down: %v, want a 503 before it returns", downErr)
 	}
 	// It ends: its sessions are kicked.
 	mem.Upsert(rpc.Member{ID: "chat-2", Type: "chat", State: rpc.StateLost, Epoch: 2, Host: "127.0.0.1", Port: members[1].Port})
