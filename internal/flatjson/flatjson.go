@@ -17,12 +17,26 @@
 package flatjson
 
 import (
+	"encoding"
 	"encoding/json"
 	"reflect"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 )
+
+var (
+	jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
+	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+)
+
+// customDecoded reports whether encoding/json decodes t with a method of
+// its own (UnmarshalJSON, UnmarshalText), which the fast path must not
+// bypass.
+func customDecoded(t reflect.Type) bool {
+	pt := reflect.PointerTo(t)
+	return pt.Implements(jsonUnmarshaler) || pt.Implements(textUnmarshaler)
+}
 
 // Decoder decodes JSON into values of type T. Make one per type with For
 // and keep it: it holds the type's field table. A Decoder is safe for
@@ -50,12 +64,13 @@ type field struct {
 
 // For returns the decoder for T. T's fast path is used when T is a struct
 // whose exported fields are strings, booleans and integers, without
-// embedded structs, ",string" options or two fields of one JSON name;
-// other types always decode with encoding/json.
+// embedded structs, ",string" options, two fields of one JSON name, or
+// UnmarshalJSON or UnmarshalText methods (on T or a field's type); other
+// types always decode with encoding/json.
 func For[T any]() *Decoder[T] {
 	d := &Decoder[T]{}
 	t := reflect.TypeFor[T]()
-	if t.Kind() != reflect.Struct {
+	if t.Kind() != reflect.Struct || customDecoded(t) {
 		return d
 	}
 	seen := map[string]bool{}
@@ -84,6 +99,9 @@ func For[T any]() *Decoder[T] {
 			return d
 		}
 		seen[name] = true
+		if customDecoded(sf.Type) {
+			return d
+		}
 		f := field{name: name, index: i}
 		switch sf.Type.Kind() {
 		case reflect.String:

@@ -3,6 +3,7 @@ package flatjson
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -115,6 +116,9 @@ func TestTypesLeftToEncodingJSON(t *testing.T) {
 		K string `json:"K"` // the Kelvin sign, which folds to k
 	}
 	type slice struct{ S []string }
+	type withText struct {
+		C upper `json:"c"`
+	}
 	for name, flat := range map[string]bool{
 		"embedded": For[embedded]().flat,
 		"float":    For[float]().flat,
@@ -124,6 +128,8 @@ func TestTypesLeftToEncodingJSON(t *testing.T) {
 		"slice":    For[slice]().flat,
 		"map":      For[map[string]string]().flat,
 		"pointer":  For[*sendRequest]().flat,
+		"text":     For[withText]().flat,
+		"own":      For[ownJSON]().flat,
 	} {
 		if flat {
 			t.Errorf("%s: took the fast path", name)
@@ -136,7 +142,26 @@ func TestTypesLeftToEncodingJSON(t *testing.T) {
 	}
 	same(t, For[embedded](), `{"A":"a","B":"b"}`, embedded{})
 	same(t, For[twice](), `{"B":"b"}`, twice{})
+	// Types with their own decoding keep it.
+	same(t, For[withText](), `{"c":"abc"}`, withText{})
+	same(t, For[ownJSON](), `{"s":"abc"}`, ownJSON{})
+	var w withText
+	if err := For[withText]().Unmarshal([]byte(`{"c":"abc"}`), &w); err != nil || w.C != "ABC" {
+		t.Fatalf("UnmarshalText bypassed: %+v %v", w, err)
+	}
 }
+
+// upper is a string decoded by its own UnmarshalText.
+type upper string
+
+func (u *upper) UnmarshalText(b []byte) error { *u = upper(strings.ToUpper(string(b))); return nil }
+
+// ownJSON decodes itself.
+type ownJSON struct {
+	S string `json:"s"`
+}
+
+func (o *ownJSON) UnmarshalJSON(b []byte) error { o.S = "own:" + string(b); return nil }
 
 func TestChatRequestAllocatesItsStringsOnly(t *testing.T) {
 	d := For[sendRequest]()
