@@ -59,6 +59,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzEncode$$' -fuzztime=$(FUZZTIME) ./pomelopb
 	$(GO) test -run='^$$' -fuzz='^FuzzPacked$$' -fuzztime=$(FUZZTIME) ./internal/packedmap
 	$(GO) test -run='^$$' -fuzz='^FuzzSameAsEncodingJSON$$' -fuzztime=$(FUZZTIME) ./internal/flatjson
+	$(GO) test -run='^$$' -fuzz='^FuzzSameAsMarshal$$' -fuzztime=$(FUZZTIME) ./internal/flatjson
 
 proto:
 	tools/protogen/gen.sh

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+
+	"github.com/shaddock/shaddock/internal/flatjson"
 )
 
 // ChannelService holds the named channels of this backend (Pomelo's
@@ -21,6 +23,7 @@ import (
 type ChannelService struct {
 	cluster Cluster
 	log     *slog.Logger
+	enc     flatjson.Encoders // push bodies' encoders, per type
 
 	// mu guards the channel map and the index; Add, Leave and drops take it
 	// before a channel's own lock (pushes take only the channel's).
@@ -301,7 +304,7 @@ func (c *Channel) PushTo(ctx context.Context, route string, v any, uids ...strin
 }
 
 func (c *Channel) push(ctx context.Context, route string, v any, targets []Target) error {
-	if err := pushTargets(ctx, c.svc.cluster, route, v, targets, false); err != nil {
+	if err := pushTargets(ctx, c.svc.cluster, &c.svc.enc, route, v, targets, false); err != nil {
 		return fmt.Errorf("channel %s: %w", c.name, err)
 	}
 	return nil

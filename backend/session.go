@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/shaddock/shaddock/handler"
+	"github.com/shaddock/shaddock/internal/flatjson"
 	"github.com/shaddock/shaddock/internal/packedmap"
 	"github.com/shaddock/shaddock/proto/clusterpb"
 	"github.com/shaddock/shaddock/rpc"
@@ -133,7 +134,7 @@ func bindStatusError(st clusterpb.BindStatus, err error) error {
 }
 
 func (s *session) Push(ctx context.Context, route string, v any) error {
-	return pushTargets(ctx, s.cluster, route, v, []Target{TargetOf(s)}, true)
+	return pushTargets(ctx, s.cluster, nil, route, v, []Target{TargetOf(s)}, true)
 }
 
 func (s *session) Kick(ctx context.Context, reason string) error {
@@ -159,12 +160,15 @@ func kick(ctx context.Context, c Cluster, t Target, reason string) error {
 
 // encode turns a push body into bytes: []byte and json.RawMessage as is,
 // anything else as JSON.
-func encode(v any) ([]byte, error) {
+func encode(enc *flatjson.Encoders, v any) ([]byte, error) {
 	switch b := v.(type) {
 	case []byte:
 		return b, nil
 	case json.RawMessage:
 		return b, nil
+	}
+	if enc != nil {
+		return enc.Marshal(v)
 	}
 	return json.Marshal(v)
 }
@@ -173,19 +177,20 @@ func encode(v any) ([]byte, error) {
 // message for: push to users, kick them.
 type SessionService struct {
 	cluster Cluster
+	enc     flatjson.Encoders // push bodies' encoders, per type
 }
 
 // PushToUIDs sends one push to users, one message per frontend, and waits
 // for the frontends' answers: it returns an error naming the users with no
 // session (the others still got it).
 func (ss *SessionService) PushToUIDs(ctx context.Context, route string, v any, targets []Target) error {
-	return pushTargets(ctx, ss.cluster, route, v, targets, true)
+	return pushTargets(ctx, ss.cluster, &ss.enc, route, v, targets, true)
 }
 
 // PushToSession sends a push to one session and waits for the frontend's
 // answer: handler.ErrSessionGone if it has no such session.
 func (ss *SessionService) PushToSession(ctx context.Context, t Target, route string, v any) error {
-	return pushTargets(ctx, ss.cluster, route, v, []Target{t}, true)
+	return pushTargets(ctx, ss.cluster, &ss.enc, route, v, []Target{t}, true)
 }
 
 // Kick kicks a user's session with reason; handler.ErrSessionGone if it was
@@ -198,11 +203,11 @@ func (ss *SessionService) Kick(ctx context.Context, t Target, reason string) err
 // naming its targets (by session id, or by uid for targets without one).
 // With wait it reports the targets that had no session; without, it
 // returns once sent (see rpc.Node.PushMany).
-func pushTargets(ctx context.Context, c Cluster, route string, v any, targets []Target, wait bool) error {
+func pushTargets(ctx context.Context, c Cluster, enc *flatjson.Encoders, route string, v any, targets []Target, wait bool) error {
 	if len(targets) == 0 {
 		return nil
 	}
-	body, err := encode(v)
+	body, err := encode(enc, v)
 	if err != nil {
 		return fmt.Errorf("push %s: encode: %w", route, err)
 	}
@@ -237,7 +242,7 @@ func pushTargets(ctx context.Context, c Cluster, route string, v any, targets []
 	if len(others) > 0 {
 		// Rare: one frontend's sessions recorded under two instances (one of
 		// them is gone and about to be dropped).
-		err = errors.Join(err, pushTargets(ctx, c, route, body, others, wait))
+		err = errors.Join(err, pushTargets(ctx, c, enc, route, body, others, wait))
 	}
 	return err
 }

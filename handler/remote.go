@@ -2,7 +2,7 @@ package handler
 
 import (
 	"context"
-	"encoding/json"
+	"reflect"
 
 	"github.com/shaddock/shaddock/internal/flatjson"
 )
@@ -11,7 +11,7 @@ import (
 // Mux (routes serverType.remote.method). Remotes have no client session:
 // r.Session is nil. Bodies are JSON.
 func Remote[Req, Resp any](fn func(ctx context.Context, req *Req) (*Resp, error)) Func {
-	dec := flatjson.For[Req]()
+	dec, enc := flatjson.For[Req](), flatjson.NewEncoder(reflect.TypeFor[Resp]())
 	return func(ctx context.Context, r Request) ([]byte, error) {
 		req := new(Req)
 		if err := decode(dec, r.Body, req); err != nil {
@@ -21,6 +21,6 @@ func Remote[Req, Resp any](fn func(ctx context.Context, req *Req) (*Resp, error)
 		if err != nil {
 			return nil, err
 		}
-		return json.Marshal(resp)
+		return enc.Marshal(resp)
 	}
 }

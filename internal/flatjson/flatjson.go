@@ -56,10 +56,11 @@ const (
 )
 
 type field struct {
-	name  string
-	index int
-	kind  kind
-	bits  int // integer size, for the overflow check
+	name      string
+	index     int
+	kind      kind
+	bits      int  // integer size, for the overflow check
+	omitEmpty bool // omitempty: not encoded when zero
 }
 
 // For returns the decoder for T. T's fast path is used when T is a struct
@@ -68,16 +69,23 @@ type field struct {
 // UnmarshalJSON or UnmarshalText methods (on T or a field's type); other
 // types always decode with encoding/json.
 func For[T any]() *Decoder[T] {
-	d := &Decoder[T]{}
-	t := reflect.TypeFor[T]()
-	if t.Kind() != reflect.Struct || customDecoded(t) {
-		return d
+	fields, ok := fieldsOf(reflect.TypeFor[T](), customDecoded)
+	return &Decoder[T]{fields: fields, flat: ok}
+}
+
+// fieldsOf returns the field table of a flat struct type t, and false when
+// t is not one (for a coder whose encoding/json counterpart would call a
+// method of its own for the types custom reports).
+func fieldsOf(t reflect.Type, custom func(reflect.Type) bool) ([]field, bool) {
+	if t.Kind() != reflect.Struct || custom(t) {
+		return nil, false
 	}
+	var fields []field
 	seen := map[string]bool{}
 	for i := range t.NumField() {
 		sf := t.Field(i)
 		if sf.Anonymous {
-			return d // embedded fields follow encoding/json's promotion rules: not here
+			return nil, false // embedded fields follow encoding/json's promotion rules: not here
 		}
 		if !sf.IsExported() {
 			continue
@@ -87,22 +95,23 @@ func For[T any]() *Decoder[T] {
 			continue
 		}
 		name, opts, _ := strings.Cut(tag, ",")
+		f := field{index: i}
 		for o := range strings.SplitSeq(opts, ",") {
-			if o == "string" {
-				return d
+			switch o {
+			case "string", "omitzero": // omitzero may call the type's IsZero
+				return nil, false
+			case "omitempty":
+				f.omitEmpty = true
 			}
 		}
 		if name == "" {
 			name = sf.Name
 		}
-		if !plainName(name) || seen[name] {
-			return d
+		if !plainName(name) || seen[name] || custom(sf.Type) {
+			return nil, false
 		}
 		seen[name] = true
-		if customDecoded(sf.Type) {
-			return d
-		}
-		f := field{name: name, index: i}
+		f.name = name
 		switch sf.Type.Kind() {
 		case reflect.String:
 			f.kind = kString
@@ -113,12 +122,11 @@ func For[T any]() *Decoder[T] {
 		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 			f.kind, f.bits = kUint, sf.Type.Bits()
 		default:
-			return d
+			return nil, false
 		}
-		d.fields = append(d.fields, f)
+		fields = append(fields, f)
 	}
-	d.flat = true
-	return d
+	return fields, true
 }
 
 // plainName reports whether a field name is one the fast path compares
