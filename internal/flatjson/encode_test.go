@@ -14,9 +14,9 @@ type encSample struct {
 	Msg    string `json:"msg"`
 	From   string `json:"from,omitempty"`
 	Target string
-	On     bool  `json:"on,omitempty"`
-	N      int   `json:"n"`
-	Small  int8  `json:"small,omitempty"`
+	On     bool `json:"on,omitempty"`
+	N      int  `json:"n"`
+	Small  int8 `json:"small,omitempty"`
 	Port   uint16
 	Skip   string `json:"-"`
 	//lint:ignore U1000 encoding/json leaves unexported fields out; so must the fast path
