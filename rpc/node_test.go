@@ -108,9 +108,9 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// startNodes starts a frontend "fe" (fe-1, epoch 5) and a backend "be"
-// (be-1, epoch 9) that know each other.
-func startNodes(t testing.TB) (fe, be *testNode, front *fakeFrontend) {
+// startPair starts a frontend "fe" (fe-1, epoch 5, a fakeFrontend) and a
+// backend "be" (be-1, epoch 9, serving h) that know each other.
+func startPair(t testing.TB, h Handlers) (fe, be *testNode, front *fakeFrontend) {
 	t.Helper()
 	lnF, _ := net.Listen("tcp", "127.0.0.1:0")
 	lnB, _ := net.Listen("tcp", "127.0.0.1:0")
@@ -119,7 +119,15 @@ func startNodes(t testing.TB) (fe, be *testNode, front *fakeFrontend) {
 	front = &fakeFrontend{}
 	members := []Member{mf, mb}
 	fe = startNode(t, mf, members, lnF, Handlers{Frontend: front})
-	be = startNode(t, mb, members, lnB, Handlers{
+	be = startNode(t, mb, members, lnB, h)
+	return fe, be, front
+}
+
+// startNodes starts startPair's nodes, the backend serving the routes the
+// tests use.
+func startNodes(t testing.TB) (fe, be *testNode, front *fakeFrontend) {
+	t.Helper()
+	return startPair(t, Handlers{
 		Forward: func(ctx context.Context, req *clusterpb.ForwardRequest) *clusterpb.ForwardReply {
 			switch req.Route {
 			case "chat.h.fail":
@@ -146,7 +154,6 @@ func startNodes(t testing.TB) (fe, be *testNode, front *fakeFrontend) {
 			return 0, nil
 		},
 	})
-	return fe, be, front
 }
 
 func memberOn(id, typ string, epoch uint64, ln net.Listener) Member {

@@ -3,7 +3,6 @@ package rpc
 import (
 	"context"
 	"fmt"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -18,16 +17,9 @@ import (
 // route "chat.h.inline" are non-blocking; handle serves every forward.
 func startInlineBackend(t *testing.T, handle func(be *testNode, ctx context.Context, req *clusterpb.ForwardRequest) *clusterpb.ForwardReply) (be *testNode, front *fakeFrontend) {
 	t.Helper()
-	lnF, _ := net.Listen("tcp", "127.0.0.1:0")
-	lnB, _ := net.Listen("tcp", "127.0.0.1:0")
-	mf, mb := memberOn("fe-1", "connector", 5, lnF), memberOn("be-1", "chat", 9, lnB)
-	mf.Frontend = true
-	front = &fakeFrontend{}
-	members := []Member{mf, mb}
-	startNode(t, mf, members, lnF, Handlers{Frontend: front})
 	var self *testNode
 	ready := make(chan struct{})
-	self = startNode(t, mb, members, lnB, Handlers{
+	_, self, front = startPair(t, Handlers{
 		Forward: func(ctx context.Context, req *clusterpb.ForwardRequest) *clusterpb.ForwardReply {
 			<-ready
 			return handle(self, ctx, req)
