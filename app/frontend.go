@@ -52,23 +52,12 @@ func (f *frontend) serve(ctx context.Context, r handler.Request) ([]byte, error)
 		// Frontends serve their routes to their own clients only.
 		return nil, handler.Errorf(handler.CodeNotFound, "route %q is served by %s servers: connect to one", r.Route, typ)
 	}
-	s := r.Session
-	target, err := f.target(ctx, s, typ, r)
+	target, err := f.target(ctx, r.Session, typ, r)
 	if err != nil {
 		return nil, err
 	}
-	rep, err := f.node.Forward(ctx, target.ID, &clusterpb.ForwardRequest{
-		Route: r.Route, Body: r.Body, Notify: r.Notify, Session: sessionSnapshot(s), TargetEpoch: target.Epoch,
-	})
-	if rep != nil {
-		for k, v := range rep.Settings {
-			s.Set(k, v)
-		}
-	}
-	if err != nil {
-		return nil, err
-	}
-	return rep.Body, nil
+	rep, err := f.node.Forward(ctx, target.ID, forwardOf(r, target))
+	return answer(r.Session, rep, err)
 }
 
 // start is the connector's AsyncHandler: a message for a backend is
@@ -84,42 +73,39 @@ func (f *frontend) start(ctx context.Context, r handler.Request, done func([]byt
 	if _, ok := f.local.Lookup(r.Route); !ok || f.node.Membership().FrontendType(typ) {
 		return false // serve answers why
 	}
-	s := r.Session
-	var (
-		target rpc.Instance
-		err    error
-	)
-	if st, ok := f.stateful[typ]; ok {
-		key, _ := s.Get(st.setting)
-		if key == "" {
-			return false
-		}
-		var pinned bool
-		if target, pinned, err = f.pinnedFor(s, typ, key); !pinned {
-			return false
-		}
-	} else {
-		target, err = routeAmong(f.routes, f.node.Membership(), typ, r)
-	}
-	if err != nil {
+	target, ok, err := f.targetNow(r.Session, typ, r)
+	switch {
+	case !ok:
+		return false
+	case err != nil:
 		done(nil, err)
 		return true
 	}
-	f.node.ForwardAsync(ctx, target.ID, &clusterpb.ForwardRequest{
-		Route: r.Route, Body: r.Body, Notify: r.Notify, Session: sessionSnapshot(s), TargetEpoch: target.Epoch,
-	}, func(rep *clusterpb.ForwardReply, err error) {
-		if rep != nil {
-			for k, v := range rep.Settings {
-				s.Set(k, v)
-			}
-		}
-		if err != nil {
-			done(nil, err)
-			return
-		}
-		done(rep.Body, nil)
+	s := r.Session
+	f.node.ForwardAsync(ctx, target.ID, forwardOf(r, target), func(rep *clusterpb.ForwardReply, err error) {
+		done(answer(s, rep, err))
 	})
 	return true
+}
+
+// forwardOf is the message r as its target gets it.
+func forwardOf(r handler.Request, target rpc.Instance) *clusterpb.ForwardRequest {
+	return &clusterpb.ForwardRequest{Route: r.Route, Body: r.Body, Notify: r.Notify,
+		Session: sessionSnapshot(r.Session), TargetEpoch: target.Epoch}
+}
+
+// answer turns a forward's outcome into the handler's: the settings the
+// backend changed applied to s, then the body or the error.
+func answer(s handler.Session, rep *clusterpb.ForwardReply, err error) ([]byte, error) {
+	if rep != nil {
+		for k, v := range rep.Settings {
+			s.Set(k, v)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return rep.Body, nil
 }
 
 // target picks the server instance for s's messages of type typ (r is the
@@ -131,6 +117,21 @@ func (f *frontend) target(ctx context.Context, s handler.Session, typ string, r 
 		return f.placeFor(ctx, s, typ, st)
 	}
 	return routeAmong(f.routes, f.node.Membership(), typ, r)
+}
+
+// targetNow is target when it can be told without blocking (ok false when
+// it cannot: a stateful type's session not pinned yet).
+func (f *frontend) targetNow(s handler.Session, typ string, r handler.Request) (inst rpc.Instance, ok bool, err error) {
+	st, stateful := f.stateful[typ]
+	if !stateful {
+		inst, err = routeAmong(f.routes, f.node.Membership(), typ, r)
+		return inst, true, err
+	}
+	key, _ := s.Get(st.setting)
+	if key == "" {
+		return rpc.Instance{}, false, nil // placeFor answers it
+	}
+	return f.pinnedFor(s, typ, key)
 }
 
 // routeAmong picks the server of type typ for message r among the running ones,
