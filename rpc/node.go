@@ -441,11 +441,17 @@ func (n *Node) withDeadline(ctx context.Context) (context.Context, context.Cance
 		return ctx, cancel, uint32(n.cfg.Timeout / time.Millisecond)
 	}
 	dl, _ := ctx.Deadline()
+	return ctx, func() {}, msUntil(dl)
+}
+
+// msUntil is the time left until dl in whole milliseconds, at least one:
+// what a request tells its server it will wait.
+func msUntil(dl time.Time) uint32 {
 	left := time.Until(dl)
 	if left < time.Millisecond {
 		left = time.Millisecond
 	}
-	return ctx, func() {}, uint32(left / time.Millisecond)
+	return uint32(left / time.Millisecond)
 }
 
 // callError turns a transport failure into an error a client can read: a
@@ -505,11 +511,7 @@ func (n *Node) ForwardAsync(ctx context.Context, id string, req *clusterpb.Forwa
 	if !ok {
 		dl = time.Now().Add(n.cfg.Timeout)
 	}
-	left := time.Until(dl)
-	if left < time.Millisecond {
-		left = time.Millisecond
-	}
-	req.TimeoutMs = uint32(left / time.Millisecond)
+	req.TimeoutMs = msUntil(dl)
 	if h := n.handlers(); id == n.cfg.Self.ID && h.Forward != nil {
 		rep := n.serveForward(ctx, h.Forward, req)
 		done(rep, replyError(rep.Error))

@@ -27,10 +27,7 @@ type Context struct {
 // WithDeadline returns a context ending at d (or earlier with parent) and
 // its cancel function, which must be called when the work is done.
 func WithDeadline(parent context.Context, d time.Time) (*Context, context.CancelFunc) {
-	if pd, ok := parent.Deadline(); ok && pd.Before(d) {
-		d = pd
-	}
-	c := &Context{parent: parent, deadline: d}
+	c := at(parent, d)
 	return c, func() { c.cancel(context.Canceled) }
 }
 
@@ -38,11 +35,15 @@ func WithDeadline(parent context.Context, d time.Time) (*Context, context.Cancel
 // call its Cancel when the work is done. It is WithTimeout without the
 // cancel function's allocation, for a context made per request.
 func Timeout(parent context.Context, d time.Duration) *Context {
-	dl := time.Now().Add(d)
-	if pd, ok := parent.Deadline(); ok && pd.Before(dl) {
-		dl = pd
+	return at(parent, time.Now().Add(d))
+}
+
+// at returns a context ending at d, or at parent's deadline if earlier.
+func at(parent context.Context, d time.Time) *Context {
+	if pd, ok := parent.Deadline(); ok && pd.Before(d) {
+		d = pd
 	}
-	return &Context{parent: parent, deadline: dl}
+	return &Context{parent: parent, deadline: d}
 }
 
 // Cancel ends the context, as the cancel function of WithDeadline does.
