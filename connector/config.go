@@ -42,7 +42,7 @@ type Config struct {
 	// done's caller expect done to: done answers the client and goes on
 	// with the session's queue. (The app forwards messages to backends
 	// here: no goroutine then waits for each reply.)
-	AsyncHandler func(ctx context.Context, r handler.Request, done func(resp []byte, err error)) bool
+	AsyncHandler handler.AsyncFunc
 	// Dictionary of route codes sent in the handshake and used to compress
 	// push routes (Pomelo's useDict). Nil for none.
 	Dictionary *protocol.Dictionary

@@ -19,6 +19,12 @@ type Request struct {
 // the returned body is discarded.
 type Func func(ctx context.Context, r Request) ([]byte, error)
 
+// AsyncFunc is a handler that answers later without blocking the caller:
+// returning true it has taken the message and calls done exactly once,
+// from any goroutine, with what a Func would have returned; returning
+// false it leaves the message to a Func (connector.Config.AsyncHandler).
+type AsyncFunc func(ctx context.Context, r Request, done func(resp []byte, err error)) bool
+
 // Filter wraps a handler, Pomelo's before/after filters in one shape: code
 // before next runs before the handler (return without calling next to stop
 // the request), code after it sees the response and error.

@@ -329,7 +329,7 @@ func (s *Server) Wrap(h handler.Func) handler.Func {
 
 // WrapAsync is Wrap for a connector's AsyncHandler: a message it takes is
 // counted when its done is called.
-func (s *Server) WrapAsync(h func(ctx context.Context, r handler.Request, done func([]byte, error)) bool) func(ctx context.Context, r handler.Request, done func([]byte, error)) bool {
+func (s *Server) WrapAsync(h handler.AsyncFunc) handler.AsyncFunc {
 	if s == nil {
 		return h
 	}
