@@ -1,26 +1,12 @@
 package flatjson
 
 import (
-	"encoding"
 	"encoding/json"
 	"reflect"
 	"strconv"
 	"sync"
 	"unicode/utf8"
 )
-
-var (
-	jsonMarshaler = reflect.TypeFor[json.Marshaler]()
-	textMarshaler = reflect.TypeFor[encoding.TextMarshaler]()
-)
-
-// customEncoded reports whether encoding/json encodes t (or *t) with a
-// method of its own.
-func customEncoded(t reflect.Type) bool {
-	pt := reflect.PointerTo(t)
-	return t.Implements(jsonMarshaler) || t.Implements(textMarshaler) ||
-		pt.Implements(jsonMarshaler) || pt.Implements(textMarshaler)
-}
 
 // Encoder encodes values of one struct type as json.Marshal does, byte for
 // byte, several times faster when the type is flat (strings, integers and

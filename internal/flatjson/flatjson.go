@@ -28,14 +28,20 @@ import (
 var (
 	jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
 	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+	jsonMarshaler   = reflect.TypeFor[json.Marshaler]()
+	textMarshaler   = reflect.TypeFor[encoding.TextMarshaler]()
 )
 
-// customDecoded reports whether encoding/json decodes t with a method of
-// its own (UnmarshalJSON, UnmarshalText), which the fast path must not
-// bypass.
-func customDecoded(t reflect.Type) bool {
+// customDecoded and customEncoded report whether encoding/json decodes or
+// encodes t with a method of its own (UnmarshalJSON, UnmarshalText;
+// MarshalJSON, MarshalText), which the fast paths must not bypass. The
+// pointer's method set holds the value's too.
+func customDecoded(t reflect.Type) bool { return implementsEither(t, jsonUnmarshaler, textUnmarshaler) }
+func customEncoded(t reflect.Type) bool { return implementsEither(t, jsonMarshaler, textMarshaler) }
+
+func implementsEither(t, a, b reflect.Type) bool {
 	pt := reflect.PointerTo(t)
-	return pt.Implements(jsonUnmarshaler) || pt.Implements(textUnmarshaler)
+	return pt.Implements(a) || pt.Implements(b)
 }
 
 // Decoder decodes JSON into values of type T. Make one per type with For
