@@ -12,7 +12,11 @@
 // yield to what is already runnable; nothing waits on a timer, so a lone
 // request leaves at once (sendQueue). Replies are batched the same way, and
 // a frontend acknowledges pushes cumulatively, so a stream that breaks hands
-// what it had not acknowledged to a kick of its sessions. Node.BatchStats
+// what it had not acknowledged to a kick of its sessions. A frontend opens
+// a push feed to each peer on its own connection to it, and the peer pushes
+// down that feed rather than on a connection of its own: its pushes and its
+// replies to the frontend's forwards then share a connection and usually a
+// write (see feed.go). Node.BatchStats
 // counts messages and items; a node logs the mean batch sizes when it
 // closes. Every call carries a deadline (one expiry timer per stream
 // enforces those of lazy deadline contexts, not a timer per call); a peer whose connection fails is

@@ -90,6 +90,9 @@ type Node struct {
 	// h holds the handlers from Serve on; nil before, so nothing reaches a
 	// handler that is not built yet.
 	h atomic.Pointer[Handlers]
+	// served is closed by Serve: a frontend opens its push feeds then.
+	served     chan struct{}
+	servedOnce sync.Once
 
 	mu     sync.Mutex
 	peers  map[string]*peer
@@ -150,7 +153,7 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{cfg: cfg, log: cfg.Logger.With("server", cfg.Self.ID), mem: cfg.Membership,
-		pool: workpool.New(10 * time.Second), ctx: ctx, cancel: cancel, peers: make(map[string]*peer),
+		pool: workpool.New(10 * time.Second), ctx: ctx, cancel: cancel, peers: make(map[string]*peer), served: make(chan struct{}),
 		kicks: make(map[Instance]*pendingKick)}
 	opts := append(RequireSecret(cfg.Secret, n.log),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
@@ -184,6 +187,7 @@ func (n *Node) Self() Member { return n.cfg.Self }
 // Calls a node makes to itself also go to h, and fail before Serve.
 func (n *Node) Serve(ln net.Listener, h Handlers) error {
 	n.h.CompareAndSwap(nil, &h)
+	n.servedOnce.Do(func() { close(n.served) })
 	return n.srv.Serve(ln)
 }
 
@@ -376,7 +380,8 @@ func (n *Node) dial(m Member) (*peer, error) {
 	p.push.onLost = func(lost []*clusterpb.PushRequest) { n.pushesLost(m.ID, lost) }
 	p.push.onReply = func(r *clusterpb.PushReply) { n.pushReplied(m.ID, r) }
 	cc.Connect()
-	if !n.routines.Go(func() { n.watchHealth(ctx, p) }) {
+	if !n.routines.Go(func() { n.watchHealth(ctx, p) }) ||
+		(n.cfg.Self.Frontend && !n.routines.Go(func() { n.keepFeed(ctx, p) })) {
 		p.close()
 		return nil, fmt.Errorf("dial %s: node closed", m.ID)
 	}

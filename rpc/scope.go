@@ -64,8 +64,21 @@ func (s *batchScope) hold(flush func()) bool {
 // end closes the scope and runs what it held, in the order held (a
 // handler's pushes before its reply). Flushes held while these run (a
 // flush handing on) are run too.
+//
+// It yields once, as a sender does, and the flushes do not yield again:
+// a yield between two of them would let the connection's writer (grpc-go's
+// loopy writer) write the first message alone, where without it the
+// messages for one connection (a backend's replies and pushes to a
+// frontend, which share the frontend's connection: see PushFeed) leave in
+// one write.
 func (s *batchScope) end() {
 	var done []func()
+	s.mu.Lock()
+	held := len(s.flushes) > 0
+	s.mu.Unlock()
+	if held {
+		yieldBeforeSend()
+	}
 	for {
 		s.mu.Lock()
 		fs := s.flushes

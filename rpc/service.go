@@ -27,12 +27,12 @@ type service struct {
 // complete on many goroutines; the first to find the queue idle sends what
 // the others queue meanwhile.
 type replySender[Rep any] struct {
-	mu      sync.Mutex
-	q       sendQueue[Rep]
-	send    func([]*Rep) error
-	sent    *batchCounter
-	log     *slog.Logger
-	flushFn func() // flush, made once for batchScope.hold
+	mu     sync.Mutex
+	q      sendQueue[Rep]
+	send   func([]*Rep) error
+	sent   *batchCounter
+	log    *slog.Logger
+	heldFn func() // sendQueued, made once for batchScope.hold
 }
 
 func (r *replySender[Rep]) reply(rep *Rep) {
@@ -50,7 +50,7 @@ func (r *replySender[Rep]) replyHeld(rep *Rep, scope *batchScope) {
 	r.mu.Lock()
 	sender := r.q.push(rep)
 	r.mu.Unlock()
-	if sender && !scope.hold(r.flushFn) {
+	if sender && !scope.hold(r.heldFn) {
 		r.flush()
 	}
 }
@@ -58,6 +58,12 @@ func (r *replySender[Rep]) replyHeld(rep *Rep, scope *batchScope) {
 // flush sends what is queued until nothing is; called by the sender.
 func (r *replySender[Rep]) flush() {
 	yieldBeforeSend()
+	r.sendQueued()
+}
+
+// sendQueued sends what is queued until nothing is, without yielding
+// first: for a scope's end, which yields once for all it held.
+func (r *replySender[Rep]) sendQueued() {
 	var batch []*Rep
 	for {
 		r.mu.Lock()
@@ -82,7 +88,7 @@ func (r *replySender[Rep]) flush() {
 func serveStream[Req, Rep any](n *Node, recv func() ([]*Req, error), send func([]*Rep) error, sent *batchCounter,
 	handle func(ctx context.Context, req *Req) *Rep, timeout func(*Req) uint32, inline func(*Req) bool) error {
 	replies := &replySender[Rep]{send: send, sent: sent, log: n.log}
-	replies.flushFn = replies.flush
+	replies.heldFn = replies.sendQueued
 	scope := &batchScope{}
 	scoped := withScope(n.ctx, scope)
 	for {
@@ -184,6 +190,18 @@ func (s *service) Pushes(st grpc.BidiStreamingServer[clusterpb.PushBatch, cluste
 	if fe == nil {
 		return status.Error(codes.Unimplemented, "not a frontend")
 	}
+	return s.n.servePushes(fe,
+		func() ([]*clusterpb.PushRequest, error) {
+			b, err := st.Recv()
+			return b.GetRequests(), err
+		},
+		func(reps []*clusterpb.PushReply) error { return st.Send(&clusterpb.PushReplyBatch{Replies: reps}) })
+}
+
+// servePushes serves one stream of pushes to this frontend, a Pushes
+// stream a peer opened or a PushFeed this node opened to it, until it ends
+// (nil for an end by the other side or a cancellation).
+func (n *Node) servePushes(fe Frontend, recv func() ([]*clusterpb.PushRequest, error), sendReplies func([]*clusterpb.PushReply) error) error {
 	// Pushes are cheap and must stay in order per sender: handle a batch's
 	// pushes on the receiving goroutine, all of them before it reads again
 	// (the sessions' writer then flushes each session once for the batch),
@@ -197,8 +215,8 @@ func (s *service) Pushes(st grpc.BidiStreamingServer[clusterpb.PushBatch, cluste
 		out        []*clusterpb.PushReply // replies of the current batch
 	)
 	send := func(reps []*clusterpb.PushReply) error { // with mu held
-		s.n.batches.pushReplies.add(len(reps))
-		return st.Send(&clusterpb.PushReplyBatch{Replies: reps})
+		n.batches.pushReplies.add(len(reps))
+		return sendReplies(reps)
 	}
 	ack := func() { // with mu held
 		if last > sent && !ended {
@@ -216,20 +234,19 @@ func (s *service) Pushes(st grpc.BidiStreamingServer[clusterpb.PushBatch, cluste
 		mu.Unlock()
 	}()
 	for {
-		b, err := st.Recv()
+		reqs, err := recv()
 		if err != nil {
 			if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled {
 				return nil
 			}
 			return err
 		}
-		reqs := b.GetRequests()
 		if len(reqs) == 0 {
 			continue
 		}
 		out = out[:0]
 		for _, req := range reqs {
-			rep := s.n.servePush(fe, req)
+			rep := n.servePush(fe, req)
 			if rep != nil && (req.WantReply || rep.Error != nil || len(rep.MissingSessionIds)+len(rep.MissingUids) > 0) {
 				rep.Seq = req.Seq
 				out = append(out, rep)

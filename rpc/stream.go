@@ -157,8 +157,11 @@ type caller[Req, Rep any] struct {
 	onLost  func([]*Req)
 	onReply func(*Rep) // replies nobody waits for (pushes reporting missing targets)
 
-	mu      sync.Mutex
-	stream  *outStream[Req, Rep]
+	mu     sync.Mutex
+	stream *outStream[Req, Rep]
+	// feed is a stream the peer opened for this caller's requests (a push
+	// feed), not in use yet: current takes it rather than opening one.
+	feed    batchStream[Req, Rep]
 	pending map[uint64]waiter[Rep]
 	unacked []sent[Req] // in seq order
 	seq     uint64
@@ -197,8 +200,12 @@ func (w waiter[Rep]) deliver(r result[Rep]) {
 // at a time, so seq order and send order are the same, which cumulative
 // acknowledgements rely on.
 type outStream[Req, Rep any] struct {
-	bs batchStream[Req, Rep]
-	q  sendQueue[Req] // guarded by caller.mu
+	bs  batchStream[Req, Rep]
+	fed bool           // bs is a feed the peer opened
+	q   sendQueue[Req] // guarded by caller.mu
+	// retired: the caller left this idle stream for a feed; a request that
+	// found it current queues on the caller's next stream. Under caller.mu.
+	retired bool
 	// sendMu keeps CloseSend from running during a Send (grpc-go forbids
 	// it); the sender role already keeps Sends apart.
 	sendMu sync.Mutex
@@ -306,9 +313,16 @@ func (c *caller[Req, Rep]) send(req *Req, wt waiter[Rep], scope *batchScope) (in
 	w := wt.w
 	dl := wt.deadline
 	c.mu.Lock()
-	if c.stream != st { // failed between current() and here
-		c.mu.Unlock()
-		return inflight[Rep]{}, fmt.Errorf("%s: %w", c.name, errStreamClosed)
+	for c.stream != st {
+		if !st.retired { // failed between current() and here
+			c.mu.Unlock()
+			return inflight[Rep]{}, fmt.Errorf("%s: %w", c.name, errStreamClosed)
+		}
+		c.mu.Unlock() // left for a feed: queue on that
+		if st, err = c.current(); err != nil {
+			return inflight[Rep]{}, err
+		}
+		c.mu.Lock()
 	}
 	c.seq++
 	seq := c.seq
@@ -326,7 +340,7 @@ func (c *caller[Req, Rep]) send(req *Req, wt waiter[Rep], scope *batchScope) (in
 	}
 	sender := st.q.push(req)
 	c.mu.Unlock()
-	if sender && !wt.waits() && scope != nil && scope.hold(func() { _ = c.flush(st, senderRounds) }) {
+	if sender && !wt.waits() && scope != nil && scope.hold(func() { _ = c.sendQueued(st, senderRounds) }) {
 		// Sent when the scope ends; a failure then hands req to onLost.
 		return inflight[Rep]{seq: seq}, nil
 	}
@@ -354,6 +368,12 @@ const senderRounds = 4
 // out.
 func (c *caller[Req, Rep]) flush(st *outStream[Req, Rep], limit int) error {
 	yieldBeforeSend()
+	return c.sendQueued(st, limit)
+}
+
+// sendQueued is flush without the yield first: for a scope's end, which
+// yields once for all it held.
+func (c *caller[Req, Rep]) sendQueued(st *outStream[Req, Rep], limit int) error {
 	var (
 		batch []*Req
 		first error
@@ -466,24 +486,73 @@ func (c *caller[Req, Rep]) expire() {
 	}
 }
 
-// current returns the open stream, opening one if needed.
+// current returns the open stream, opening one if needed: the feed the
+// peer attached if there is one, else one of the caller's own.
 func (c *caller[Req, Rep]) current() (*outStream[Req, Rep], error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.stream != nil {
-		return c.stream, nil
+	if st := c.stream; st != nil {
+		if c.feed == nil || st.fed || !c.idle(st) {
+			return st, nil
+		}
+		// A feed arrived while a stream of the caller's own was in use, and
+		// that one is idle: nothing sent on it is unacknowledged or waited
+		// for, so moving on cannot reorder or lose anything. Its receiver
+		// sees the end and finds it is no longer current.
+		st.retired = true
+		c.stream = nil
+		st.sendMu.Lock() // no sender holds it (idle); CloseSend must not meet a Send
+		st.bs.closeSend()
+		st.sendMu.Unlock()
 	}
-	bs, err := c.open(c.ctx)
-	if err != nil {
-		return nil, fmt.Errorf("open %s stream: %w", c.name, err)
+	bs, fed := c.feed, true
+	c.feed = nil
+	if bs == nil {
+		fed = false
+		var err error
+		if bs, err = c.open(c.ctx); err != nil {
+			return nil, fmt.Errorf("open %s stream: %w", c.name, err)
+		}
 	}
-	st := &outStream[Req, Rep]{bs: bs}
+	st := &outStream[Req, Rep]{bs: bs, fed: fed}
 	if !c.spawn(func() { c.receive(st) }) {
 		bs.closeSend()
 		return nil, fmt.Errorf("open %s stream: %w", c.name, errStreamClosed)
 	}
 	c.stream = st
 	return st, nil
+}
+
+// idle reports whether st carries nothing: nothing queued or being sent,
+// unacknowledged or waiting for a reply. Called with mu held.
+func (c *caller[Req, Rep]) idle(st *outStream[Req, Rep]) bool {
+	return !st.q.sending && len(st.q.items) == 0 && len(c.unacked) == 0 && len(c.pending) == 0
+}
+
+// attach gives the caller a stream its peer opened for it (a push feed),
+// used from the next time the caller opens a stream or moves to it (see
+// current). A feed attached earlier and not yet used is closed.
+func (c *caller[Req, Rep]) attach(bs batchStream[Req, Rep]) {
+	c.mu.Lock()
+	old := c.feed
+	if c.closed {
+		old, bs = bs, nil
+	}
+	c.feed = bs
+	c.mu.Unlock()
+	if old != nil {
+		old.closeSend()
+	}
+}
+
+// detach forgets bs if it is the attached feed not yet in use (its stream
+// ended).
+func (c *caller[Req, Rep]) detach(bs batchStream[Req, Rep]) {
+	c.mu.Lock()
+	if c.feed == bs {
+		c.feed = nil
+	}
+	c.mu.Unlock()
 }
 
 // receive delivers replies until the stream ends, then fails what waits.
@@ -577,8 +646,13 @@ func (c *caller[Req, Rep]) close() {
 	if c.expiry != nil {
 		c.expiry.Stop()
 	}
+	fd := c.feed
+	c.feed = nil
 	c.mu.Unlock()
 	if st != nil {
 		c.fail(st, errors.New("peer closed"))
+	}
+	if fd != nil {
+		fd.closeSend()
 	}
 }

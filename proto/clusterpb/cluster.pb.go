@@ -1541,11 +1541,12 @@ const file_cluster_proto_rawDesc = "" +
 	"\aBIND_OK\x10\x00\x12\x12\n" +
 	"\x0eBIND_UID_TAKEN\x10\x01\x12\x16\n" +
 	"\x12BIND_ALREADY_BOUND\x10\x02\x12\x15\n" +
-	"\x11BIND_SESSION_GONE\x10\x032\xb7\x04\n" +
+	"\x11BIND_SESSION_GONE\x10\x032\x8c\x05\n" +
 	"\aCluster\x12Y\n" +
 	"\bForwards\x12!.shaddock.cluster.v1.ForwardBatch\x1a&.shaddock.cluster.v1.ForwardReplyBatch(\x010\x01\x12P\n" +
 	"\x05Calls\x12\x1e.shaddock.cluster.v1.CallBatch\x1a#.shaddock.cluster.v1.CallReplyBatch(\x010\x01\x12Q\n" +
-	"\x06Pushes\x12\x1e.shaddock.cluster.v1.PushBatch\x1a#.shaddock.cluster.v1.PushReplyBatch(\x010\x01\x12H\n" +
+	"\x06Pushes\x12\x1e.shaddock.cluster.v1.PushBatch\x1a#.shaddock.cluster.v1.PushReplyBatch(\x010\x01\x12S\n" +
+	"\bPushFeed\x12#.shaddock.cluster.v1.PushReplyBatch\x1a\x1e.shaddock.cluster.v1.PushBatch(\x010\x01\x12H\n" +
 	"\x04Bind\x12 .shaddock.cluster.v1.BindRequest\x1a\x1e.shaddock.cluster.v1.BindReply\x12H\n" +
 	"\x04Kick\x12 .shaddock.cluster.v1.KickRequest\x1a\x1e.shaddock.cluster.v1.KickReply\x12K\n" +
 	"\x05Holds\x12!.shaddock.cluster.v1.HoldsRequest\x1a\x1f.shaddock.cluster.v1.HoldsReply\x12K\n" +
@@ -1608,19 +1609,21 @@ var file_cluster_proto_depIdxs = []int32{
 	9,  // 13: shaddock.cluster.v1.Cluster.Forwards:input_type -> shaddock.cluster.v1.ForwardBatch
 	11, // 14: shaddock.cluster.v1.Cluster.Calls:input_type -> shaddock.cluster.v1.CallBatch
 	13, // 15: shaddock.cluster.v1.Cluster.Pushes:input_type -> shaddock.cluster.v1.PushBatch
-	15, // 16: shaddock.cluster.v1.Cluster.Bind:input_type -> shaddock.cluster.v1.BindRequest
-	17, // 17: shaddock.cluster.v1.Cluster.Kick:input_type -> shaddock.cluster.v1.KickRequest
-	19, // 18: shaddock.cluster.v1.Cluster.Holds:input_type -> shaddock.cluster.v1.HoldsRequest
-	21, // 19: shaddock.cluster.v1.Cluster.Check:input_type -> shaddock.cluster.v1.CheckRequest
-	10, // 20: shaddock.cluster.v1.Cluster.Forwards:output_type -> shaddock.cluster.v1.ForwardReplyBatch
-	12, // 21: shaddock.cluster.v1.Cluster.Calls:output_type -> shaddock.cluster.v1.CallReplyBatch
-	14, // 22: shaddock.cluster.v1.Cluster.Pushes:output_type -> shaddock.cluster.v1.PushReplyBatch
-	16, // 23: shaddock.cluster.v1.Cluster.Bind:output_type -> shaddock.cluster.v1.BindReply
-	18, // 24: shaddock.cluster.v1.Cluster.Kick:output_type -> shaddock.cluster.v1.KickReply
-	20, // 25: shaddock.cluster.v1.Cluster.Holds:output_type -> shaddock.cluster.v1.HoldsReply
-	22, // 26: shaddock.cluster.v1.Cluster.Check:output_type -> shaddock.cluster.v1.CheckReply
-	20, // [20:27] is the sub-list for method output_type
-	13, // [13:20] is the sub-list for method input_type
+	14, // 16: shaddock.cluster.v1.Cluster.PushFeed:input_type -> shaddock.cluster.v1.PushReplyBatch
+	15, // 17: shaddock.cluster.v1.Cluster.Bind:input_type -> shaddock.cluster.v1.BindRequest
+	17, // 18: shaddock.cluster.v1.Cluster.Kick:input_type -> shaddock.cluster.v1.KickRequest
+	19, // 19: shaddock.cluster.v1.Cluster.Holds:input_type -> shaddock.cluster.v1.HoldsRequest
+	21, // 20: shaddock.cluster.v1.Cluster.Check:input_type -> shaddock.cluster.v1.CheckRequest
+	10, // 21: shaddock.cluster.v1.Cluster.Forwards:output_type -> shaddock.cluster.v1.ForwardReplyBatch
+	12, // 22: shaddock.cluster.v1.Cluster.Calls:output_type -> shaddock.cluster.v1.CallReplyBatch
+	14, // 23: shaddock.cluster.v1.Cluster.Pushes:output_type -> shaddock.cluster.v1.PushReplyBatch
+	13, // 24: shaddock.cluster.v1.Cluster.PushFeed:output_type -> shaddock.cluster.v1.PushBatch
+	16, // 25: shaddock.cluster.v1.Cluster.Bind:output_type -> shaddock.cluster.v1.BindReply
+	18, // 26: shaddock.cluster.v1.Cluster.Kick:output_type -> shaddock.cluster.v1.KickReply
+	20, // 27: shaddock.cluster.v1.Cluster.Holds:output_type -> shaddock.cluster.v1.HoldsReply
+	22, // 28: shaddock.cluster.v1.Cluster.Check:output_type -> shaddock.cluster.v1.CheckReply
+	21, // [21:29] is the sub-list for method output_type
+	13, // [13:21] is the sub-list for method input_type
 	13, // [13:13] is the sub-list for extension type_name
 	13, // [13:13] is the sub-list for extension extendee
 	0,  // [0:13] is the sub-list for field type_name

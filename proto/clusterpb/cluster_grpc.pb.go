@@ -35,6 +35,7 @@ const (
 	Cluster_Forwards_FullMethodName = "/shaddock.cluster.v1.Cluster/Forwards"
 	Cluster_Calls_FullMethodName    = "/shaddock.cluster.v1.Cluster/Calls"
 	Cluster_Pushes_FullMethodName   = "/shaddock.cluster.v1.Cluster/Pushes"
+	Cluster_PushFeed_FullMethodName = "/shaddock.cluster.v1.Cluster/PushFeed"
 	Cluster_Bind_FullMethodName     = "/shaddock.cluster.v1.Cluster/Bind"
 	Cluster_Kick_FullMethodName     = "/shaddock.cluster.v1.Cluster/Kick"
 	Cluster_Holds_FullMethodName    = "/shaddock.cluster.v1.Cluster/Holds"
@@ -51,6 +52,13 @@ type ClusterClient interface {
 	Calls(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[CallBatch, CallReplyBatch], error)
 	// Pushes delivers pushes to sessions of the frontend serving the stream.
 	Pushes(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PushBatch, PushReplyBatch], error)
+	// PushFeed carries the same the other way round: a frontend opens it on
+	// its own connection to a peer (metadata shaddock-from and shaddock-epoch
+	// name the frontend instance), and the peer sends its pushes for that
+	// frontend down it, acknowledged as on Pushes. The pushes then share a
+	// connection, and often a write, with the replies to the frontend's
+	// forwards. A peer with no feed from a frontend uses Pushes.
+	PushFeed(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PushReplyBatch, PushBatch], error)
 	// Bind binds a uid to a session of the frontend serving the call.
 	Bind(ctx context.Context, in *BindRequest, opts ...grpc.CallOption) (*BindReply, error)
 	// Kick kicks sessions of the frontend serving the call.
@@ -110,6 +118,19 @@ func (c *clusterClient) Pushes(ctx context.Context, opts ...grpc.CallOption) (gr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Cluster_PushesClient = grpc.BidiStreamingClient[PushBatch, PushReplyBatch]
 
+func (c *clusterClient) PushFeed(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PushReplyBatch, PushBatch], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Cluster_ServiceDesc.Streams[3], Cluster_PushFeed_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PushReplyBatch, PushBatch]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Cluster_PushFeedClient = grpc.BidiStreamingClient[PushReplyBatch, PushBatch]
+
 func (c *clusterClient) Bind(ctx context.Context, in *BindRequest, opts ...grpc.CallOption) (*BindReply, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(BindReply)
@@ -160,6 +181,13 @@ type ClusterServer interface {
 	Calls(grpc.BidiStreamingServer[CallBatch, CallReplyBatch]) error
 	// Pushes delivers pushes to sessions of the frontend serving the stream.
 	Pushes(grpc.BidiStreamingServer[PushBatch, PushReplyBatch]) error
+	// PushFeed carries the same the other way round: a frontend opens it on
+	// its own connection to a peer (metadata shaddock-from and shaddock-epoch
+	// name the frontend instance), and the peer sends its pushes for that
+	// frontend down it, acknowledged as on Pushes. The pushes then share a
+	// connection, and often a write, with the replies to the frontend's
+	// forwards. A peer with no feed from a frontend uses Pushes.
+	PushFeed(grpc.BidiStreamingServer[PushReplyBatch, PushBatch]) error
 	// Bind binds a uid to a session of the frontend serving the call.
 	Bind(context.Context, *BindRequest) (*BindReply, error)
 	// Kick kicks sessions of the frontend serving the call.
@@ -188,6 +216,9 @@ func (UnimplementedClusterServer) Calls(grpc.BidiStreamingServer[CallBatch, Call
 }
 func (UnimplementedClusterServer) Pushes(grpc.BidiStreamingServer[PushBatch, PushReplyBatch]) error {
 	return status.Error(codes.Unimplemented, "method Pushes not implemented")
+}
+func (UnimplementedClusterServer) PushFeed(grpc.BidiStreamingServer[PushReplyBatch, PushBatch]) error {
+	return status.Error(codes.Unimplemented, "method PushFeed not implemented")
 }
 func (UnimplementedClusterServer) Bind(context.Context, *BindRequest) (*BindReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method Bind not implemented")
@@ -242,6 +273,13 @@ func _Cluster_Pushes_Handler(srv interface{}, stream grpc.ServerStream) error {
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Cluster_PushesServer = grpc.BidiStreamingServer[PushBatch, PushReplyBatch]
+
+func _Cluster_PushFeed_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ClusterServer).PushFeed(&grpc.GenericServerStream[PushReplyBatch, PushBatch]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Cluster_PushFeedServer = grpc.BidiStreamingServer[PushReplyBatch, PushBatch]
 
 func _Cluster_Bind_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(BindRequest)
@@ -355,6 +393,12 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Pushes",
 			Handler:       _Cluster_Pushes_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "PushFeed",
+			Handler:       _Cluster_PushFeed_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
 		},
