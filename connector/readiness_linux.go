@@ -81,7 +81,7 @@ func (s *Session) readHandle(fd uintptr) bool {
 		if s.srv.cfg.onRead != nil {
 			s.srv.cfg.onRead()
 		}
-		n, err := syscall.Read(int(fd), buf)
+		n, err := sockRead(int(fd), buf)
 		switch {
 		case err == syscall.EINTR:
 			continue
@@ -170,7 +170,7 @@ func (s *Session) readReady(fd uintptr) bool {
 		s.rbuf = bufPool.Get().(*[]byte)
 	}
 	for {
-		n, err := syscall.Read(int(fd), *s.rbuf)
+		n, err := sockRead(int(fd), *s.rbuf)
 		switch {
 		case errors.Is(err, syscall.EINTR):
 			continue
@@ -212,7 +212,7 @@ func (s *Session) tryWrite(b []byte) (int, error) {
 // writeReady is the write callback: one attempt, never a wait.
 func (s *Session) writeReady(fd uintptr) bool {
 	for s.wn < len(s.wbuf) {
-		n, err := syscall.Write(int(fd), s.wbuf[s.wn:])
+		n, err := sockWrite(int(fd), s.wbuf[s.wn:])
 		switch {
 		case errors.Is(err, syscall.EINTR):
 			continue
