@@ -81,10 +81,12 @@ func (s *service) PushFeed(st grpc.BidiStreamingServer[clusterpb.PushReplyBatch,
 
 // Bounds of the wait before a frontend reopens a feed that ended: a peer
 // that is restarting refuses it for a while, and its pushes meanwhile take
-// Pushes.
+// Pushes. A peer of an older build (no PushFeed) is asked again after
+// feedRetryOld, in case it has been updated since.
 const (
 	feedRetryMin = 50 * time.Millisecond
 	feedRetryMax = 2 * time.Second
+	feedRetryOld = 30 * time.Second
 )
 
 // keepFeed keeps a push feed open from this frontend to p, serving the
@@ -108,14 +110,15 @@ func (n *Node) keepFeed(ctx context.Context, p *peer) {
 		if ctx.Err() != nil {
 			return
 		}
-		if status.Code(err) == codes.Unimplemented {
-			return // a peer of an older build: its pushes take Pushes
-		}
 		if time.Since(began) > 10*feedRetryMax {
 			wait = feedRetryMin // it had been up: retry soon
 		}
+		pause := wait
+		if status.Code(err) == codes.Unimplemented {
+			pause = feedRetryOld
+		}
 		select {
-		case <-time.After(wait):
+		case <-time.After(pause):
 		case <-ctx.Done():
 			return
 		}

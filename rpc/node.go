@@ -32,6 +32,8 @@ import (
 type Frontend interface {
 	// Push delivers a push to the sessions it names and reports those
 	// missing; it may return nil when nothing is missing and nothing failed.
+	// It must not block: it runs on the receiver of a stream of pushes
+	// (Close waits for it when that stream is a push feed).
 	Push(req *clusterpb.PushRequest) *clusterpb.PushReply
 	Bind(ctx context.Context, sessionID int64, uid string) clusterpb.BindStatus
 	Kick(ctx context.Context, req *clusterpb.KickRequest) int

@@ -32,9 +32,13 @@ func TestCloseWaitsForItsGoroutines(t *testing.T) {
 	front.hold = release
 	front.mu.Unlock()
 	be.PushMany(ctx, map[string]*clusterpb.PushRequest{"fe-1": {Route: "onChat", SessionIds: []int64{3}}}, false)
-	fe.Close()
-	close(release)
+	// Close ends the frontend's streams at once, and waits for the push
+	// its feed is handling (the frontend's Push holds it until released).
+	closed := make(chan struct{})
+	go func() { fe.Close(); close(closed) }()
 	waitUntil(t, "the kick retry", func() bool { return be.routines.Running() > 1 })
+	close(release)
+	<-closed
 	time.Sleep(20 * time.Millisecond)
 
 	be.Close()

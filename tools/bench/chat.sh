@@ -203,13 +203,23 @@ row() { # row SYSTEM TARGET
     (.cpu.other_cpu_pct|round), .error_count]
     | map(tostring) | join("|")' "$f"
 }
-ratio() { # ratio TARGET OTHER: shaddock / OTHER for req/s, p99, server and robot CPU per request
+# ratio TARGET OTHER: shaddock / OTHER for req/s, p99, server and robot CPU
+# per request (ratios of the medians), and the median of the rounds' own
+# server CPU ratios ("paired"): a round runs the systems back to back, so a
+# slow phase of the VM, which can last a round and slows every process
+# alike, mostly cancels out of a round's ratio (docs/performance-round2.md,
+# "Measuring").
+ratio() {
   local a="$OUT/shaddock-$1.json" b="$OUT/$2-$1.json"
-  if [ ! -f "$a" ] || [ ! -f "$b" ]; then echo "shaddock / $2|$1|-|-|-|-"; return; fi
+  if [ ! -f "$a" ] || [ ! -f "$b" ]; then echo "shaddock / $2|$1|-|-|-|-|-"; return; fi
   jq -r -n --arg t "$1" --arg o "$2" --slurpfile a "$a" --slurpfile b "$b" '
     def r(x; y): if y == 0 then "-" else ((x / y) * 100 | round / 100 | tostring) + "x" end;
+    def paired: [$a[0].server_us_per_req_all, $b[0].server_us_per_req_all] as [$x, $y]
+      | if ($x | length) < 2 or ($x | length) != ($y | length) then "-"
+        else [range($x | length) | select($y[.] > 0) | $x[.] / $y[.]] | sort
+          | if length == 0 then "-" else (.[(length - 1) / 2 | floor] * 100 | round / 100 | tostring) + "x" end end;
     ["shaddock / \($o)", $t, r($a[0].req_per_s; $b[0].req_per_s), r($a[0].round_trip.p99_ms; $b[0].round_trip.p99_ms),
-     r($a[0].cpu.server_cpu_s_per_10k_req; $b[0].cpu.server_cpu_s_per_10k_req),
+     r($a[0].cpu.server_cpu_s_per_10k_req; $b[0].cpu.server_cpu_s_per_10k_req), paired,
      r($a[0].cpu.robot_cpu_s_per_10k_req; $b[0].cpu.robot_cpu_s_per_10k_req)] | join("|")'
 }
 echo
@@ -238,7 +248,7 @@ fi
 if [[ " $SYSTEMS " == *" shaddock "* ]]; then
   echo
   {
-    echo "ratio|target|req/s|p99|server CPU/req|robot CPU/req"
+    echo "ratio|target|req/s|p99|server CPU/req|paired|robot CPU/req"
     for other in shaddock-base pomelo-nodelay pomelo-stock; do
       for target in $TARGETS; do
         if [[ " $SYSTEMS " == *" $other "* ]]; then ratio "$target" "$other"; fi
