@@ -101,7 +101,7 @@ type Config struct {
 	// idleAfter is how long a working session is silent before its reader
 	// parks with the idle poller (idle_linux.go); tests shorten it.
 	idleAfter time.Duration
-	// onRead, if set, runs before each read(2) of readLoop: tests count
+	// onRead, if set, runs before each read (recvfrom(2)) of readLoop: tests count
 	// the system calls a burst costs.
 	onRead func()
 }

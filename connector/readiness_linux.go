@@ -10,7 +10,7 @@ import (
 
 // readLoop reads and handles the client's bursts inside one readiness wait
 // of the runtime's netpoller (rc.Read), so a busy connection keeps one
-// reader for as long as it stays busy and pays one read(2) per burst.
+// reader for as long as it stays busy and pays one read (recvfrom(2)) per burst.
 //
 // A reader that called rc.Read once per burst paid two: the read that got
 // the burst, and the next one, which found the socket drained before
