@@ -91,7 +91,8 @@ func (m *Mux) Handle(route string, h Func) {
 // and the one-way pushes those handlers made together once the batch is
 // done. That saves a goroutine handoff per message; a handler that blocks
 // there holds up every message behind it on its stream, so use Handle for
-// anything that might wait.
+// anything that might wait. (The cluster logs a warning naming the routes
+// of a batch of such messages that took over 100 ms.)
 func (m *Mux) HandleNonBlocking(route string, h Func) {
 	m.Handle(route, h)
 	if m.nonBlocking == nil {

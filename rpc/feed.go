@@ -56,6 +56,10 @@ func (f *feed) recv() ([]*clusterpb.PushReply, error) {
 
 func (f *feed) closeSend() { f.once.Do(func() { close(f.done) }) }
 
+// ended reports whether the frontend has ended the feed (or lost its
+// connection): the caller does not take it then.
+func (f *feed) ended() bool { return f.st.Context().Err() != nil }
+
 // PushFeed takes a feed from a frontend for this node's pushes to it, and
 // holds the stream open until the push caller is done with it or the
 // frontend ends it.

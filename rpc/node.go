@@ -21,6 +21,7 @@ import (
 
 	"github.com/shaddock/shaddock/handler"
 	"github.com/shaddock/shaddock/internal/deadline"
+	"github.com/shaddock/shaddock/internal/lograte"
 	"github.com/shaddock/shaddock/internal/routines"
 	"github.com/shaddock/shaddock/internal/workpool"
 	"github.com/shaddock/shaddock/proto/clusterpb"
@@ -109,6 +110,9 @@ type Node struct {
 	routines routines.Group
 
 	batches batchCounters
+	// slowInline limits the warnings about non-blocking handlers that
+	// block (see serveStream).
+	slowInlineLog lograte.Limiter
 
 	fwdWaiters  waiterPool[clusterpb.ForwardReply]
 	callWaiters waiterPool[clusterpb.CallReply]
@@ -156,7 +160,7 @@ func NewNode(cfg Config) (*Node, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{cfg: cfg, log: cfg.Logger.With("server", cfg.Self.ID), mem: cfg.Membership,
 		pool: workpool.New(10 * time.Second), ctx: ctx, cancel: cancel, peers: make(map[string]*peer), served: make(chan struct{}),
-		kicks: make(map[Instance]*pendingKick)}
+		kicks: make(map[Instance]*pendingKick), slowInlineLog: lograte.Limiter{Every: slowInlineEvery}}
 	opts := append(RequireSecret(cfg.Secret, n.log),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 5 * time.Second, Timeout: 3 * time.Second}),

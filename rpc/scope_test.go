@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -169,4 +170,29 @@ func TestNonBlockingScopeHoldsOnlyOneWaySendsDuringTheBatch(t *testing.T) {
 		defer front.mu.Unlock()
 		return len(front.pushes) == 2 && front.pushes[1].Route == "onLater"
 	})
+}
+
+// A handler declared non-blocking that blocks holds up its whole stream:
+// the node names its route in a warning. Batches that are served quickly
+// are not reported.
+func TestBlockingNonBlockingHandlerIsReported(t *testing.T) {
+	be, _ := startInlineBackend(t, func(be *testNode, ctx context.Context, req *clusterpb.ForwardRequest) *clusterpb.ForwardReply {
+		if string(req.Body) == "2" {
+			time.Sleep(slowInline + 50*time.Millisecond) // as a call to another server would
+		}
+		return &clusterpb.ForwardReply{}
+	})
+	const warning = "non-blocking handlers held their stream"
+	sendBatch(t, be, inlineBatch(2)) // bodies 0 and 1: quick
+	sendBatch(t, be, inlineBatch(3)) // body 2 blocks
+	waitUntil(t, "the warning", func() bool { return strings.Contains(be.logs.String(), warning) })
+	logs := be.logs.String()
+	if n := strings.Count(logs, warning); n != 1 {
+		t.Fatalf("%d warnings, want 1 (for the slow batch only):\n%s", n, logs)
+	}
+	line := logs[strings.Index(logs, warning):]
+	line = line[:strings.IndexByte(line, '\n')]
+	if !strings.Contains(line, "requests=3") || !strings.Contains(line, "chat.h.inline") {
+		t.Fatalf("warning %q does not name the slow batch's route", line)
+	}
 }

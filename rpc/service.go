@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -85,8 +86,12 @@ func (r *replySender[Rep]) sendQueued() {
 // (in any order, batched). Requests inline reports true for (non-blocking
 // handlers; inline may be nil) are served on the receiving goroutine
 // instead, in batch order, inside a batchScope.
+//
+// A batch whose inline requests took longer than slowInline is logged
+// (route names the requests): a handler declared non-blocking that blocks
+// stalls every request of its stream.
 func serveStream[Req, Rep any](n *Node, recv func() ([]*Req, error), send func([]*Rep) error, sent *batchCounter,
-	handle func(ctx context.Context, req *Req) *Rep, timeout func(*Req) uint32, inline func(*Req) bool) error {
+	handle func(ctx context.Context, req *Req) *Rep, timeout func(*Req) uint32, inline func(*Req) bool, route func(*Req) string) error {
 	replies := &replySender[Rep]{send: send, sent: sent, log: n.log}
 	replies.heldFn = replies.sendQueued
 	scope := &batchScope{}
@@ -100,12 +105,14 @@ func serveStream[Req, Rep any](n *Node, recv func() ([]*Req, error), send func([
 			return err
 		}
 		held := false
+		var began time.Time
 		for _, req := range reqs {
 			n.inflight.Add(1)
 			if inline != nil && inline(req) {
 				if !held {
 					scope.begin()
 					held = true
+					began = time.Now()
 				}
 				ctx := deadline.Timeout(scoped, requestTimeout(n, timeout(req)))
 				rep := handle(ctx, req)
@@ -123,9 +130,43 @@ func serveStream[Req, Rep any](n *Node, recv func() ([]*Req, error), send func([
 			})
 		}
 		if held {
+			took := time.Since(began)
 			scope.end()
+			if took > slowInline {
+				slowInlineBatch(n, took, reqs, inline, route)
+			}
 		}
 	}
+}
+
+// slowInline is how long the non-blocking requests of one batch may take
+// before the node warns that one of their handlers blocks. They take
+// microseconds each when they are what they were declared to be.
+const (
+	slowInline      = 100 * time.Millisecond
+	slowInlineEvery = 10 * time.Second
+)
+
+// slowInlineBatch warns (at most once per slowInlineEvery) that the
+// non-blocking requests of a batch held their stream's receiver for took.
+func slowInlineBatch[Req any](n *Node, took time.Duration, reqs []*Req, inline func(*Req) bool, route func(*Req) string) {
+	ok, suppressed := n.slowInlineLog.Allow()
+	if !ok {
+		return
+	}
+	var routes []string
+	count := 0
+	for _, req := range reqs {
+		if !inline(req) {
+			continue
+		}
+		count++
+		if r := route(req); len(routes) < 5 && !slices.Contains(routes, r) {
+			routes = append(routes, r)
+		}
+	}
+	n.log.Warn("non-blocking handlers held their stream: one of them blocks (a call, a lock, I/O) and delays every message of the stream; register it with Handle, not HandleNonBlocking",
+		"took", took.Round(time.Millisecond), "requests", count, "routes", routes, "warnings_suppressed", suppressed)
 }
 
 // requestTimeout is the time a request may take: what its sender will
@@ -155,7 +196,7 @@ func (s *service) Forwards(st grpc.BidiStreamingServer[clusterpb.ForwardBatch, c
 			rep := s.n.serveForward(ctx, forward, req)
 			rep.Seq = req.Seq
 			return rep
-		}, (*clusterpb.ForwardRequest).GetTimeoutMs, s.n.handlers().ForwardNonBlocking)
+		}, (*clusterpb.ForwardRequest).GetTimeoutMs, s.n.handlers().ForwardNonBlocking, (*clusterpb.ForwardRequest).GetRoute)
 }
 
 func (s *service) Calls(st grpc.BidiStreamingServer[clusterpb.CallBatch, clusterpb.CallReplyBatch]) error {
@@ -174,7 +215,7 @@ func (s *service) Calls(st grpc.BidiStreamingServer[clusterpb.CallBatch, cluster
 			rep := s.n.serveCall(ctx, call, req)
 			rep.Seq = req.Seq
 			return rep
-		}, (*clusterpb.CallRequest).GetTimeoutMs, nil)
+		}, (*clusterpb.CallRequest).GetTimeoutMs, nil, nil)
 }
 
 // pushAckEvery and pushAckDelay bound how many pushes, and for how long, a

@@ -507,6 +507,10 @@ func (c *caller[Req, Rep]) current() (*outStream[Req, Rep], error) {
 	}
 	bs, fed := c.feed, true
 	c.feed = nil
+	if e, ok := bs.(interface{ ended() bool }); ok && e.ended() {
+		bs.closeSend() // the peer ended it before its handler could detach it
+		bs = nil
+	}
 	if bs == nil {
 		fed = false
 		var err error
