@@ -20,6 +20,21 @@ func pushStream(p *peer) (open, fed, waiting bool) {
 	return open, fed, p.push.feed != nil
 }
 
+// feedWaiting returns be's peer fe-1 once a feed from it waits to be used
+// (want true) or none does (false).
+func feedWaiting(t *testing.T, be *testNode, want bool) *peer {
+	t.Helper()
+	p, err := be.peer("fe-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, fmt.Sprintf("a feed from fe-1 waiting: %v", want), func() bool {
+		_, _, waiting := pushStream(p)
+		return waiting == want
+	})
+	return p
+}
+
 // pushOne sends a one-way push for uid to fe-1.
 func pushOne(t *testing.T, be *testNode, uid string) {
 	t.Helper()
@@ -45,11 +60,7 @@ func pushedUIDs(f *fakeFrontend) string {
 // feed, acknowledged as on a stream of their own.
 func TestPushesTakeTheFeedTheFrontendOpened(t *testing.T) {
 	_, be, front := startNodes(t)
-	p, err := be.peer("fe-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, "the frontend's feed", func() bool { _, _, waiting := pushStream(p); return waiting })
+	p := feedWaiting(t, be, true)
 	var want []string
 	for i := 0; i < 100; i++ {
 		pushOne(t, be, fmt.Sprint("u", i))
@@ -138,11 +149,7 @@ func TestPushesMoveToAFeedOnlyOnceTheirStreamIsIdle(t *testing.T) {
 // as a broken Pushes stream does, and the next push takes a new stream.
 func TestBrokenFeedKicksTheSessionsOfItsUnacknowledgedPushes(t *testing.T) {
 	_, be, front := startNodes(t)
-	p, err := be.peer("fe-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, "the frontend's feed", func() bool { _, _, waiting := pushStream(p); return waiting })
+	p := feedWaiting(t, be, true)
 	release := make(chan struct{})
 	front.mu.Lock()
 	front.hold = release

@@ -75,11 +75,7 @@ func TestUndeliveredPushKicksWhenTheFrontendIsBack(t *testing.T) {
 	fe.Close()
 	waitUntil(t, "fe-1 unreachable", func() bool { return len(be.Membership().Eligible("connector")) == 0 })
 	// Its push feed ended with it: the push must try a stream of its own.
-	p, err := be.peer("fe-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, "fe-1's feed gone", func() bool { _, _, waiting := pushStream(p); return !waiting })
+	feedWaiting(t, be, false)
 	be.PushMany(ctx, map[string]*clusterpb.PushRequest{"fe-1": {Route: "onChat", SessionIds: []int64{7}, Epoch: 5}}, false)
 	if !containsWait(t, be.logs, "push not delivered; kicking its sessions") {
 		t.Fatal("no log line for the undelivered push")
