@@ -110,7 +110,7 @@ type Node struct {
 	routines routines.Group
 
 	batches batchCounters
-	// slowInline limits the warnings about non-blocking handlers that
+	// slowInlineLog limits the warnings about non-blocking handlers that
 	// block (see serveStream).
 	slowInlineLog lograte.Limiter
 

@@ -73,12 +73,6 @@ func (s *batchScope) hold(flush func()) bool {
 // one write.
 func (s *batchScope) end() {
 	var done []func()
-	s.mu.Lock()
-	held := len(s.flushes) > 0
-	s.mu.Unlock()
-	if held {
-		yieldBeforeSend()
-	}
 	for {
 		s.mu.Lock()
 		fs := s.flushes
@@ -93,6 +87,9 @@ func (s *batchScope) end() {
 		}
 		s.flushes = nil
 		s.mu.Unlock()
+		if done == nil {
+			yieldBeforeSend() // once; the flushes read their queues after it
+		}
 		for _, f := range fs {
 			f()
 		}
