@@ -165,6 +165,7 @@ func NewNode(cfg Config) (*Node, error) {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 5 * time.Second, Timeout: 3 * time.Second}),
 		grpc.StaticStreamWindowSize(flowWindow), grpc.StaticConnWindowSize(flowWindow),
+		grpc.ForceServerCodecV2(newCodec()),
 	)
 	n.srv = grpc.NewServer(opts...)
 	clusterpb.RegisterClusterServer(n.srv, &service{n: n})
@@ -345,6 +346,7 @@ func (n *Node) dial(m Member) (*peer, error) {
 		}),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 5 * time.Second, Timeout: 3 * time.Second, PermitWithoutStream: true}),
 		grpc.WithStaticStreamWindowSize(flowWindow), grpc.WithStaticConnWindowSize(flowWindow),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(newCodec())),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s at %s: %w", m.ID, m.Addr(), err)
