@@ -88,10 +88,20 @@ func (f *frontend) start(ctx context.Context, r handler.Request, done func([]byt
 	return true
 }
 
+// forwardBlock is a forward and its session snapshot in one allocation:
+// every forwarded message has both.
+type forwardBlock struct {
+	req  clusterpb.ForwardRequest
+	snap clusterpb.Session
+}
+
 // forwardOf is the message r as its target gets it.
 func forwardOf(r handler.Request, target rpc.Instance) *clusterpb.ForwardRequest {
-	return &clusterpb.ForwardRequest{Route: r.Route, Body: r.Body, Notify: r.Notify,
-		Session: sessionSnapshot(r.Session), TargetEpoch: target.Epoch}
+	b := new(forwardBlock)
+	b.req.Route, b.req.Body, b.req.Notify, b.req.TargetEpoch = r.Route, r.Body, r.Notify, target.Epoch
+	fillSnapshot(&b.snap, r.Session)
+	b.req.Session = &b.snap
+	return &b.req
 }
 
 // answer turns a forward's outcome into the handler's: the settings the
@@ -158,10 +168,18 @@ func routeAmong(routes map[string]rpc.RouteFunc, mem *rpc.Membership, typ string
 // sessionSnapshot is s as backends get it with a forwarded message or a
 // remote called for it.
 func sessionSnapshot(s handler.Session) *clusterpb.Session {
+	snap := new(clusterpb.Session)
+	fillSnapshot(snap, s)
+	return snap
+}
+
+// fillSnapshot sets the fields of a zero snap to those of s.
+func fillSnapshot(snap *clusterpb.Session, s handler.Session) {
 	if cs, ok := s.(*connector.Session); ok {
-		return &clusterpb.Session{FrontendId: cs.FrontendID(), FrontendEpoch: cs.FrontendEpoch(), Id: cs.ID(), Uid: cs.UID(), Settings: cs.PackedSettings()}
+		snap.FrontendId, snap.FrontendEpoch, snap.Id, snap.Uid, snap.Settings = cs.FrontendID(), cs.FrontendEpoch(), cs.ID(), cs.UID(), cs.PackedSettings()
+		return
 	}
-	snap := &clusterpb.Session{FrontendId: s.FrontendID(), Id: s.ID(), Uid: s.UID()}
+	snap.FrontendId, snap.Id, snap.Uid = s.FrontendID(), s.ID(), s.UID()
 	if e, ok := s.(interface{ FrontendEpoch() uint64 }); ok {
 		snap.FrontendEpoch = e.FrontendEpoch()
 	}
@@ -171,7 +189,6 @@ func sessionSnapshot(s handler.Session) *clusterpb.Session {
 	case interface{ SettingsView() map[string]string }:
 		snap.Settings = packedmap.Pack(v.SettingsView())
 	}
-	return snap
 }
 
 // Push implements rpc.Frontend.

@@ -94,3 +94,29 @@ func TestSessionSnapshotSettings(t *testing.T) {
 type packingSession struct{ fakeSession }
 
 func (s packingSession) PackedSettings() []byte { return packedmap.Pack(s.settings) }
+
+// packedSession holds its settings packed already, as connector sessions do.
+type packedSession struct {
+	fakeSession
+	packed []byte
+}
+
+func (s packedSession) PackedSettings() []byte { return s.packed }
+
+// forwardOf runs for every forwarded message: the forward and its session
+// snapshot are one allocation, and carry the request, the target's epoch
+// and the session.
+func TestForwardOfIsOneAllocation(t *testing.T) {
+	packed := packedmap.Pack(map[string]string{"rid": "room-1"})
+	r := handler.Request{Route: "chat.chatHandler.send", Body: []byte(`{"content":"hi"}`), Notify: true,
+		Session: packedSession{packed: packed}}
+	target := rpc.Instance{ID: "chat-1", Epoch: 7}
+	fw := forwardOf(r, target)
+	if fw.Route != r.Route || string(fw.Body) != string(r.Body) || !fw.Notify || fw.TargetEpoch != 7 ||
+		fw.Session == nil || fw.Session.FrontendId != "connector-1" || fw.Session.Id != 1 || string(fw.Session.Settings) != string(packed) {
+		t.Fatalf("forward %v", fw)
+	}
+	if n := testing.AllocsPerRun(100, func() { fw = forwardOf(r, target) }); n != 1 {
+		t.Fatalf("forwardOf: %v allocations, want 1", n)
+	}
+}

@@ -76,10 +76,11 @@ type Session struct {
 	rateAt       int64
 	rateNotified int64
 
-	qmu    sync.Mutex // dispatch queue
-	inq    []inbound
-	inHead int
-	inWait chan struct{}
+	qmu     sync.Mutex // dispatch queue
+	drainFn func()     // drain, made once: a method value per dispatch would allocate
+	inq     []inbound
+	inHead  int
+	inWait  chan struct{}
 	// The AsyncHandler call in progress (qmu): its done is taken once, if
 	// its generation is still current; one that came before AsyncHandler
 	// returned leaves its outcome in early, for the worker to answer.
