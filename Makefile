@@ -60,6 +60,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzPacked$$' -fuzztime=$(FUZZTIME) ./internal/packedmap
 	$(GO) test -run='^$$' -fuzz='^FuzzSameAsEncodingJSON$$' -fuzztime=$(FUZZTIME) ./internal/flatjson
 	$(GO) test -run='^$$' -fuzz='^FuzzSameAsMarshal$$' -fuzztime=$(FUZZTIME) ./internal/flatjson
+	$(GO) test -run='^$$' -fuzz='^FuzzCodecUnmarshal$$' -fuzztime=$(FUZZTIME) ./rpc
 
 proto:
 	tools/protogen/gen.sh
