@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"errors"
+	"slices"
 	"unicode/utf8"
 	"unsafe"
 
@@ -45,17 +46,28 @@ func (codec) Name() string { return grpcproto.Name }
 
 // Marshal encodes the batch messages by hand and the rest with protobuf-go.
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
-	var size int
+	size := -1
 	switch m := v.(type) {
 	case *clusterpb.ForwardBatch:
-		size = sizeForwardBatch(m)
+		if !slices.Contains(m.Requests, nil) {
+			size = sizeForwardBatch(m)
+		}
 	case *clusterpb.ForwardReplyBatch:
-		size = sizeForwardReplyBatch(m)
+		if !slices.Contains(m.Replies, nil) {
+			size = sizeForwardReplyBatch(m)
+		}
 	case *clusterpb.PushBatch:
-		size = sizePushBatch(m)
+		if !slices.Contains(m.Requests, nil) {
+			size = sizePushBatch(m)
+		}
 	case *clusterpb.PushReplyBatch:
-		size = sizePushReplyBatch(m)
-	default:
+		if !slices.Contains(m.Replies, nil) {
+			size = sizePushReplyBatch(m)
+		}
+	}
+	if size < 0 {
+		// Not a batch, or one with a nil element, which protobuf-go refuses
+		// with an error (the sizes here would panic on it).
 		return c.fallback.Marshal(v)
 	}
 	// As gRPC's codec: small messages in a plain slice, larger ones in a

@@ -352,6 +352,22 @@ func TestCodecPassesOtherMessagesToProtobuf(t *testing.T) {
 	}
 }
 
+// TestCodecRefusesNilElements as protobuf-go does: with an error, not a
+// panic in the server.
+func TestCodecRefusesNilElements(t *testing.T) {
+	c := newCodec()
+	for _, m := range []proto.Message{
+		&clusterpb.ForwardBatch{Requests: []*clusterpb.ForwardRequest{{Seq: 1}, nil}},
+		&clusterpb.ForwardReplyBatch{Replies: []*clusterpb.ForwardReply{nil}},
+		&clusterpb.PushBatch{Requests: []*clusterpb.PushRequest{nil}},
+		&clusterpb.PushReplyBatch{Replies: []*clusterpb.PushReply{nil}},
+	} {
+		if _, err := c.Marshal(m); err == nil {
+			t.Errorf("%T with a nil element: no error", m)
+		}
+	}
+}
+
 // FuzzCodecUnmarshal: on any input the codec decodes what protobuf-go
 // decodes, to an equal message, and fails where it fails.
 func FuzzCodecUnmarshal(f *testing.F) {
