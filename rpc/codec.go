@@ -66,8 +66,8 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 		}
 	}
 	if size < 0 {
-		// Not a batch, or one with a nil element, which protobuf-go refuses
-		// with an error (the sizes here would panic on it).
+		// Not a batch, or one with a nil element (the sizes here would
+		// panic on it; protobuf-go writes it as an empty message).
 		return c.fallback.Marshal(v)
 	}
 	// As gRPC's codec: small messages in a plain slice, larger ones in a
