@@ -50,19 +50,19 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	switch m := v.(type) {
 	case *clusterpb.ForwardBatch:
 		if !slices.Contains(m.Requests, nil) {
-			size = sizeForwardBatch(m)
+			size = sizeElements(m.Requests, sizeForwardRequest)
 		}
 	case *clusterpb.ForwardReplyBatch:
 		if !slices.Contains(m.Replies, nil) {
-			size = sizeForwardReplyBatch(m)
+			size = sizeElements(m.Replies, sizeForwardReply)
 		}
 	case *clusterpb.PushBatch:
 		if !slices.Contains(m.Requests, nil) {
-			size = sizePushBatch(m)
+			size = sizeElements(m.Requests, sizePushRequest)
 		}
 	case *clusterpb.PushReplyBatch:
 		if !slices.Contains(m.Replies, nil) {
-			size = sizePushReplyBatch(m)
+			size = sizeElements(m.Replies, sizePushReply)
 		}
 	}
 	if size < 0 {
@@ -84,29 +84,32 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 func appendBatch(b []byte, v any) []byte {
 	switch m := v.(type) {
 	case *clusterpb.ForwardBatch:
-		for _, r := range m.Requests {
-			b = protowire.AppendTag(b, 1, protowire.BytesType)
-			b = protowire.AppendVarint(b, uint64(sizeForwardRequest(r)))
-			b = appendForwardRequest(b, r)
-		}
+		b = appendElements(b, m.Requests, sizeForwardRequest, appendForwardRequest)
 	case *clusterpb.ForwardReplyBatch:
-		for _, r := range m.Replies {
-			b = protowire.AppendTag(b, 1, protowire.BytesType)
-			b = protowire.AppendVarint(b, uint64(sizeForwardReply(r)))
-			b = appendForwardReply(b, r)
-		}
+		b = appendElements(b, m.Replies, sizeForwardReply, appendForwardReply)
 	case *clusterpb.PushBatch:
-		for _, r := range m.Requests {
-			b = protowire.AppendTag(b, 1, protowire.BytesType)
-			b = protowire.AppendVarint(b, uint64(sizePushRequest(r)))
-			b = appendPushRequest(b, r)
-		}
+		b = appendElements(b, m.Requests, sizePushRequest, appendPushRequest)
 	case *clusterpb.PushReplyBatch:
-		for _, r := range m.Replies {
-			b = protowire.AppendTag(b, 1, protowire.BytesType)
-			b = protowire.AppendVarint(b, uint64(sizePushReply(r)))
-			b = appendPushReply(b, r)
-		}
+		b = appendElements(b, m.Replies, sizePushReply, appendPushReply)
+	}
+	return b
+}
+
+// sizeElements is the size of a batch's elements (its field 1).
+func sizeElements[T any](s []*T, size func(*T) int) int {
+	n := 0
+	for _, e := range s {
+		n += sizeBytesField(size(e))
+	}
+	return n
+}
+
+// appendElements appends a batch's elements as its field 1.
+func appendElements[T any](b []byte, s []*T, size func(*T) int, app func([]byte, *T) []byte) []byte {
+	for _, e := range s {
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(size(e)))
+		b = app(b, e)
 	}
 	return b
 }
@@ -147,52 +150,16 @@ func unmarshalBatch(b []byte, v any) error {
 	switch m := v.(type) {
 	case *clusterpb.ForwardBatch:
 		m.Reset()
-		if n == 0 {
-			return nil
-		}
-		out := make([]*clusterpb.ForwardRequest, 0, n)
-		err = eachElement(b, func(e []byte) error {
-			r, err := decodeForwardRequest(e)
-			out = append(out, r)
-			return err
-		})
-		m.Requests = out
+		m.Requests, err = decodeElements(b, n, decodeForwardRequest)
 	case *clusterpb.ForwardReplyBatch:
 		m.Reset()
-		if n == 0 {
-			return nil
-		}
-		out := make([]*clusterpb.ForwardReply, 0, n)
-		err = eachElement(b, func(e []byte) error {
-			r, err := decodeForwardReply(e)
-			out = append(out, r)
-			return err
-		})
-		m.Replies = out
+		m.Replies, err = decodeElements(b, n, decodeForwardReply)
 	case *clusterpb.PushBatch:
 		m.Reset()
-		if n == 0 {
-			return nil
-		}
-		out := make([]*clusterpb.PushRequest, 0, n)
-		err = eachElement(b, func(e []byte) error {
-			r, err := decodePushRequest(e)
-			out = append(out, r)
-			return err
-		})
-		m.Requests = out
+		m.Requests, err = decodeElements(b, n, decodePushRequest)
 	case *clusterpb.PushReplyBatch:
 		m.Reset()
-		if n == 0 {
-			return nil
-		}
-		out := make([]*clusterpb.PushReply, 0, n)
-		err = eachElement(b, func(e []byte) error {
-			r, err := decodePushReply(e)
-			out = append(out, r)
-			return err
-		})
-		m.Replies = out
+		m.Replies, err = decodeElements(b, n, decodePushReply)
 	}
 	return err
 }
@@ -216,17 +183,24 @@ func countElements(b []byte) (int, error) {
 	return n, nil
 }
 
-// eachElement calls fn with each element of a batch countElements accepted.
-func eachElement(b []byte, fn func([]byte) error) error {
+// decodeElements decodes the n elements of a batch countElements accepted
+// (nil for none, as protobuf-go leaves an empty repeated field).
+func decodeElements[T any](b []byte, n int, decode func([]byte) (*T, error)) ([]*T, error) {
+	if n == 0 {
+		return nil, nil
+	}
+	out := make([]*T, 0, n)
 	for len(b) > 0 {
 		_, _, k := protowire.ConsumeTag(b)
 		e, l := protowire.ConsumeBytes(b[k:])
-		if err := fn(e); err != nil {
-			return err
+		r, err := decode(e)
+		if err != nil {
+			return nil, err
 		}
+		out = append(out, r)
 		b = b[k+l:]
 	}
-	return nil
+	return out, nil
 }
 
 // fields walks the fields of one encoded message. Values are read at
@@ -650,38 +624,6 @@ func appendStringField(b []byte, num protowire.Number, s string) []byte {
 
 func appendBytesField(b []byte, num protowire.Number, v []byte) []byte {
 	return protowire.AppendBytes(protowire.AppendTag(b, num, protowire.BytesType), v)
-}
-
-func sizeForwardBatch(m *clusterpb.ForwardBatch) int {
-	n := 0
-	for _, r := range m.Requests {
-		n += sizeBytesField(sizeForwardRequest(r))
-	}
-	return n
-}
-
-func sizeForwardReplyBatch(m *clusterpb.ForwardReplyBatch) int {
-	n := 0
-	for _, r := range m.Replies {
-		n += sizeBytesField(sizeForwardReply(r))
-	}
-	return n
-}
-
-func sizePushBatch(m *clusterpb.PushBatch) int {
-	n := 0
-	for _, r := range m.Requests {
-		n += sizeBytesField(sizePushRequest(r))
-	}
-	return n
-}
-
-func sizePushReplyBatch(m *clusterpb.PushReplyBatch) int {
-	n := 0
-	for _, r := range m.Replies {
-		n += sizeBytesField(sizePushReply(r))
-	}
-	return n
 }
 
 func sizeSession(s *clusterpb.Session) int {

@@ -1,12 +1,18 @@
 package rpc
 
 import (
+	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
+	"google.golang.org/grpc/encoding"
+	grpcproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -369,6 +375,118 @@ func TestCodecTreatsNilElementsAsProtobufDoes(t *testing.T) {
 			t.Errorf("%T with a nil element: codec %x (error %v), protobuf-go %x (error %v)", m, bs.Materialize(), err, want, wantErr)
 		}
 	}
+}
+
+// TestNodesWithAndWithoutTheCodecTalk: a node of a build without the
+// codec (gRPC's protobuf codec) and one with it understand each other both
+// ways, on every batch stream: forwards and their replies (with a session,
+// settings and a reply's settings map), pushes down the frontend's feed
+// with session ids and uids, and the replies naming the missing.
+func TestNodesWithAndWithoutTheCodecTalk(t *testing.T) {
+	var hand, plain countingCodec
+	hand.CodecV2, plain.CodecV2 = newCodec(), encoding.GetCodecV2(grpcproto.Name)
+	withHand := func(c *Config) { c.codec = &hand }
+	withPlain := func(c *Config) { c.codec = &plain }
+	for _, tc := range []struct {
+		name           string
+		feOpts, beOpts []func(*Config)
+	}{
+		{"frontend without", []func(*Config){withPlain}, []func(*Config){withHand}},
+		{"backend without", []func(*Config){withHand}, []func(*Config){withPlain}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hand.reset()
+			plain.reset()
+			lnF, _ := net.Listen("tcp", "127.0.0.1:0")
+			lnB, _ := net.Listen("tcp", "127.0.0.1:0")
+			mf, mb := memberOn("fe-1", "connector", 5, lnF), memberOn("be-1", "chat", 9, lnB)
+			mf.Frontend = true
+			members := []Member{mf, mb}
+			front := &fakeFrontend{}
+			fe := startNode(t, mf, members, lnF, Handlers{Frontend: front}, tc.feOpts...)
+			be := startNode(t, mb, members, lnB, Handlers{Forward: func(ctx context.Context, req *clusterpb.ForwardRequest) *clusterpb.ForwardReply {
+				s := req.GetSession()
+				return &clusterpb.ForwardReply{Body: fmt.Appendf(nil, "%s/%d/%s/%d:%s", s.GetUid(), s.GetId(), s.GetFrontendId(), req.TargetEpoch, req.Body),
+					Settings: map[string]string{"packed": string(s.GetSettings()), "é": ""}}
+			}}, tc.beOpts...)
+			ctx := context.Background()
+			p := feedWaiting(t, be, true)
+
+			rep, err := fe.Forward(ctx, "be-1", &clusterpb.ForwardRequest{Route: "chat.h.echo", Body: []byte("hé"), TargetEpoch: 9,
+				Session: &clusterpb.Session{FrontendId: "fe-1", Id: -7, Uid: "u7", Settings: []byte("\x03rid\x01r"), FrontendEpoch: 5}})
+			if err != nil || string(rep.Body) != "u7/-7/fe-1/9:hé" || rep.Settings["packed"] != "\x03rid\x01r" || len(rep.Settings) != 2 {
+				t.Fatalf("forward: %v %+v", err, rep)
+			}
+			prep, err := be.Push(ctx, "fe-1", &clusterpb.PushRequest{Route: "onChat", Body: []byte(`{"msg":"hi"}`),
+				SessionIds: []int64{7, -1, 1 << 40}, Uids: []string{"u7", "ghost"}})
+			if err != nil || !slices.Equal(prep.GetMissingUids(), []string{"ghost"}) {
+				t.Fatalf("push: %v %+v", err, prep)
+			}
+			front.mu.Lock()
+			got := front.pushes[len(front.pushes)-1]
+			front.mu.Unlock()
+			if string(got.Body) != `{"msg":"hi"}` || !slices.Equal(got.SessionIds, []int64{7, -1, 1 << 40}) || !got.WantReply || got.Epoch != 0 {
+				t.Fatalf("pushed %+v", got)
+			}
+			if _, fed, _ := pushStream(p); !fed {
+				t.Fatal("the push did not take the frontend's feed")
+			}
+			// Each node's own codec read what came to it: the backend's as
+			// the server of the Forwards and PushFeed streams, the
+			// frontend's as their client (so the hand codec is wired in
+			// both roles, one per case).
+			beCodec, feCodec := &hand, &plain
+			if tc.name == "backend without" {
+				beCodec, feCodec = &plain, &hand
+			}
+			if got, want := beCodec.read(), []string{"*clusterpb.ForwardBatch", "*clusterpb.PushReplyBatch"}; !slices.Equal(got, want) {
+				t.Errorf("the backend's codec read %v, want %v", got, want)
+			}
+			if got, want := feCodec.read(), []string{"*clusterpb.ForwardReplyBatch", "*clusterpb.PushBatch"}; !slices.Equal(got, want) {
+				t.Errorf("the frontend's codec read %v, want %v", got, want)
+			}
+		})
+	}
+	n, err := NewNode(Config{Self: Member{ID: "x"}, Secret: "s", Membership: NewMembership()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if _, ok := n.cfg.codec.(codec); !ok {
+		t.Fatalf("a node's default codec is %T, not the hand-written one", n.cfg.codec)
+	}
+}
+
+// countingCodec records the batch types a codec unmarshalled.
+type countingCodec struct {
+	encoding.CodecV2
+	mu    sync.Mutex
+	types map[string]bool
+}
+
+func (c *countingCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	c.mu.Lock()
+	switch v.(type) {
+	case *clusterpb.ForwardBatch, *clusterpb.ForwardReplyBatch, *clusterpb.PushBatch, *clusterpb.PushReplyBatch:
+		if c.types == nil {
+			c.types = map[string]bool{}
+		}
+		c.types[fmt.Sprintf("%T", v)] = true
+	}
+	c.mu.Unlock()
+	return c.CodecV2.Unmarshal(data, v)
+}
+
+func (c *countingCodec) reset() {
+	c.mu.Lock()
+	c.types = nil
+	c.mu.Unlock()
+}
+
+func (c *countingCodec) read() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Sorted(maps.Keys(c.types))
 }
 
 // FuzzCodecUnmarshal: on any input the codec decodes what protobuf-go

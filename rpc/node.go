@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
@@ -50,6 +51,10 @@ type Config struct {
 	Logger     *slog.Logger
 	// Timeout is the deadline of calls whose context has none; default 10 s.
 	Timeout time.Duration
+
+	// codec replaces the cluster codec (codec.go): tests give gRPC's own,
+	// to be a node of a build without it.
+	codec encoding.CodecV2
 }
 
 // Handlers are what a node serves to its peers. Nil ones answer
@@ -157,6 +162,9 @@ func NewNode(cfg Config) (*Node, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 10 * time.Second
 	}
+	if cfg.codec == nil {
+		cfg.codec = newCodec()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{cfg: cfg, log: cfg.Logger.With("server", cfg.Self.ID), mem: cfg.Membership,
 		pool: workpool.New(10 * time.Second), ctx: ctx, cancel: cancel, peers: make(map[string]*peer), served: make(chan struct{}),
@@ -165,7 +173,7 @@ func NewNode(cfg Config) (*Node, error) {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 5 * time.Second, Timeout: 3 * time.Second}),
 		grpc.StaticStreamWindowSize(flowWindow), grpc.StaticConnWindowSize(flowWindow),
-		grpc.ForceServerCodecV2(newCodec()),
+		grpc.ForceServerCodecV2(cfg.codec),
 	)
 	n.srv = grpc.NewServer(opts...)
 	clusterpb.RegisterClusterServer(n.srv, &service{n: n})
@@ -346,7 +354,7 @@ func (n *Node) dial(m Member) (*peer, error) {
 		}),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 5 * time.Second, Timeout: 3 * time.Second, PermitWithoutStream: true}),
 		grpc.WithStaticStreamWindowSize(flowWindow), grpc.WithStaticConnWindowSize(flowWindow),
-		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(newCodec())),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(n.cfg.codec)),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s at %s: %w", m.ID, m.Addr(), err)

@@ -164,10 +164,13 @@ func memberOn(id, typ string, epoch uint64, ln net.Listener) Member {
 
 // startNode serves self on ln with h, knowing members; it closes when the
 // test ends. Handlers.Gone, if h has none, records into the node's gone.
-func startNode(t testing.TB, self Member, members []Member, ln net.Listener, h Handlers) *testNode {
+func startNode(t testing.TB, self Member, members []Member, ln net.Listener, h Handlers, opts ...func(*Config)) *testNode {
 	logs := &syncBuffer{}
 	cfg := Config{Self: self, Secret: "s3cret", Membership: NewMembership(),
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	for _, o := range opts {
+		o(&cfg)
+	}
 	cfg.Membership.Replace(members)
 	n, err := NewNode(cfg)
 	if err != nil {
