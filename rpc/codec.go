@@ -267,6 +267,73 @@ func (f *fields) want(typ protowire.Type) bool {
 	return true
 }
 
+// setUint64, setUint32, setInt64, setInt32, setBool, setString and setBytes
+// store the current field's value in a field of that type, after checking
+// its wire type.
+func (f *fields) setUint64(p *uint64) {
+	if f.want(protowire.VarintType) {
+		*p = f.v
+	}
+}
+
+func (f *fields) setUint32(p *uint32) {
+	if f.want(protowire.VarintType) {
+		*p = uint32(f.v)
+	}
+}
+
+func (f *fields) setInt64(p *int64) {
+	if f.want(protowire.VarintType) {
+		*p = int64(f.v)
+	}
+}
+
+func (f *fields) setInt32(p *int32) {
+	if f.want(protowire.VarintType) {
+		*p = int32(f.v)
+	}
+}
+
+func (f *fields) setBool(p *bool) {
+	if f.want(protowire.VarintType) {
+		*p = f.v != 0
+	}
+}
+
+func (f *fields) setString(p *string) {
+	if f.want(protowire.BytesType) {
+		*p = f.string()
+	}
+}
+
+func (f *fields) setBytes(p *[]byte) {
+	if f.want(protowire.BytesType) {
+		*p = f.bytes()
+	}
+}
+
+// nested reports whether the current field is a nested message to
+// decode: length-delimited, and not seen before (seen: a repeated message
+// field merges, which is left to protobuf-go).
+func (f *fields) nested(seen bool) bool {
+	if !f.want(protowire.BytesType) {
+		return false
+	}
+	if seen {
+		f.unhandled()
+		return false
+	}
+	return true
+}
+
+// appendString appends the current field, a string, to s.
+func (f *fields) appendString(s []string) []string {
+	if f.want(protowire.BytesType) {
+		s = append(s, f.string())
+	}
+	return s
+}
+
 // sub walks the fields of the current length-delimited value, a nested
 // message; done hands back its copy of src and its error.
 func (f *fields) sub() fields {
@@ -357,39 +424,22 @@ func decodeForwardRequest(e []byte) (*clusterpb.ForwardRequest, error) {
 	for f.next() {
 		switch f.num {
 		case 1:
-			if f.want(protowire.VarintType) {
-				r.Seq = f.v
-			}
+			f.setUint64(&r.Seq)
 		case 2:
-			if f.want(protowire.BytesType) {
-				r.Route = f.string()
-			}
+			f.setString(&r.Route)
 		case 3:
-			if f.want(protowire.BytesType) {
-				r.Body = f.bytes()
-			}
+			f.setBytes(&r.Body)
 		case 4:
-			if f.want(protowire.VarintType) {
-				r.Notify = f.v != 0
-			}
+			f.setBool(&r.Notify)
 		case 5:
-			if !f.want(protowire.BytesType) {
-				break
+			if f.nested(r.Session != nil) {
+				r.Session = &blk.s
+				decodeSession(&f, r.Session)
 			}
-			if r.Session != nil { // a repeated message field merges: protobuf-go's job
-				f.unhandled()
-				break
-			}
-			r.Session = &blk.s
-			decodeSession(&f, r.Session)
 		case 6:
-			if f.want(protowire.VarintType) {
-				r.TimeoutMs = uint32(f.v)
-			}
+			f.setUint32(&r.TimeoutMs)
 		case 7:
-			if f.want(protowire.VarintType) {
-				r.TargetEpoch = f.v
-			}
+			f.setUint64(&r.TargetEpoch)
 		default:
 			f.unhandled()
 		}
@@ -403,25 +453,15 @@ func decodeSession(f *fields, s *clusterpb.Session) {
 	for sub.next() {
 		switch sub.num {
 		case 1:
-			if sub.want(protowire.BytesType) {
-				s.FrontendId = sub.string()
-			}
+			sub.setString(&s.FrontendId)
 		case 2:
-			if sub.want(protowire.VarintType) {
-				s.Id = int64(sub.v)
-			}
+			sub.setInt64(&s.Id)
 		case 3:
-			if sub.want(protowire.BytesType) {
-				s.Uid = sub.string()
-			}
+			sub.setString(&s.Uid)
 		case 6:
-			if sub.want(protowire.BytesType) {
-				s.Settings = sub.bytes()
-			}
+			sub.setBytes(&s.Settings)
 		case 5:
-			if sub.want(protowire.VarintType) {
-				s.FrontendEpoch = sub.v
-			}
+			sub.setUint64(&s.FrontendEpoch)
 		default:
 			sub.unhandled()
 		}
@@ -435,13 +475,9 @@ func decodeError(f *fields, e *clusterpb.Error) {
 	for sub.next() {
 		switch sub.num {
 		case 1:
-			if sub.want(protowire.VarintType) {
-				e.Code = int32(sub.v)
-			}
+			sub.setInt32(&e.Code)
 		case 2:
-			if sub.want(protowire.BytesType) {
-				e.Msg = sub.string()
-			}
+			sub.setString(&e.Msg)
 		default:
 			sub.unhandled()
 		}
@@ -461,23 +497,14 @@ func decodeForwardReply(e []byte) (*clusterpb.ForwardReply, error) {
 	for f.next() {
 		switch f.num {
 		case 1:
-			if f.want(protowire.VarintType) {
-				r.Seq = f.v
-			}
+			f.setUint64(&r.Seq)
 		case 2:
-			if f.want(protowire.BytesType) {
-				r.Body = f.bytes()
-			}
+			f.setBytes(&r.Body)
 		case 3:
-			if !f.want(protowire.BytesType) {
-				break
+			if f.nested(r.Error != nil) {
+				r.Error = &blk.e
+				decodeError(&f, r.Error)
 			}
-			if r.Error != nil {
-				f.unhandled()
-				break
-			}
-			r.Error = &blk.e
-			decodeError(&f, r.Error)
 		case 4:
 			if !f.want(protowire.BytesType) {
 				break
@@ -501,13 +528,9 @@ func decodeStringEntry(f *fields, m map[string]string) {
 	for sub.next() {
 		switch sub.num {
 		case 1:
-			if sub.want(protowire.BytesType) {
-				k = sub.string()
-			}
+			sub.setString(&k)
 		case 2:
-			if sub.want(protowire.BytesType) {
-				v = sub.string()
-			}
+			sub.setString(&v)
 		default:
 			sub.unhandled()
 		}
@@ -524,35 +547,21 @@ func decodePushRequest(e []byte) (*clusterpb.PushRequest, error) {
 	for f.next() {
 		switch f.num {
 		case 1:
-			if f.want(protowire.VarintType) {
-				r.Seq = f.v
-			}
+			f.setUint64(&r.Seq)
 		case 2:
-			if f.want(protowire.BytesType) {
-				r.Route = f.string()
-			}
+			f.setString(&r.Route)
 		case 3:
-			if f.want(protowire.BytesType) {
-				r.Body = f.bytes()
-			}
+			f.setBytes(&r.Body)
 		case 4:
 			r.SessionIds = f.int64s(r.SessionIds)
 		case 5:
-			if f.want(protowire.BytesType) {
-				r.Uids = append(r.Uids, f.string())
-			}
+			r.Uids = f.appendString(r.Uids)
 		case 6:
-			if f.want(protowire.VarintType) {
-				r.Broadcast = f.v != 0
-			}
+			f.setBool(&r.Broadcast)
 		case 7:
-			if f.want(protowire.VarintType) {
-				r.WantReply = f.v != 0
-			}
+			f.setBool(&r.WantReply)
 		case 8:
-			if f.want(protowire.VarintType) {
-				r.Epoch = f.v
-			}
+			f.setUint64(&r.Epoch)
 		default:
 			f.unhandled()
 		}
@@ -572,33 +581,20 @@ func decodePushReply(e []byte) (*clusterpb.PushReply, error) {
 	for f.next() {
 		switch f.num {
 		case 1:
-			if f.want(protowire.VarintType) {
-				r.Seq = f.v
-			}
+			f.setUint64(&r.Seq)
 		case 2:
 			r.MissingSessionIds = f.int64s(r.MissingSessionIds)
 		case 3:
-			if f.want(protowire.BytesType) {
-				r.MissingUids = append(r.MissingUids, f.string())
-			}
+			r.MissingUids = f.appendString(r.MissingUids)
 		case 4:
-			if !f.want(protowire.BytesType) {
-				break
+			if f.nested(r.Error != nil) {
+				r.Error = &blk.e
+				decodeError(&f, r.Error)
 			}
-			if r.Error != nil {
-				f.unhandled()
-				break
-			}
-			r.Error = &blk.e
-			decodeError(&f, r.Error)
 		case 5:
-			if f.want(protowire.VarintType) {
-				r.Acked = f.v
-			}
+			f.setUint64(&r.Acked)
 		case 6:
-			if f.want(protowire.VarintType) {
-				r.Epoch = f.v
-			}
+			f.setUint64(&r.Epoch)
 		default:
 			f.unhandled()
 		}
