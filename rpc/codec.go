@@ -107,9 +107,7 @@ func sizeElements[T any](s []*T, size func(*T) int) int {
 // appendElements appends a batch's elements as its field 1.
 func appendElements[T any](b []byte, s []*T, size func(*T) int, app func([]byte, *T) []byte) []byte {
 	for _, e := range s {
-		b = protowire.AppendTag(b, 1, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(size(e)))
-		b = app(b, e)
+		b = appendNested(b, 1, e, size, app)
 	}
 	return b
 }
@@ -267,30 +265,12 @@ func (f *fields) want(typ protowire.Type) bool {
 	return true
 }
 
-// setUint64, setUint32, setInt64, setInt32, setBool, setString and setBytes
-// store the current field's value in a field of that type, after checking
-// its wire type.
-func (f *fields) setUint64(p *uint64) {
+// setVarint stores the current field, a varint, in an integer field
+// (truncated to its width, as protobuf-go does); setBool, setString and
+// setBytes store it in a field of theirs. Each checks the wire type first.
+func setVarint[T ~uint64 | ~uint32 | ~int64 | ~int32](f *fields, p *T) {
 	if f.want(protowire.VarintType) {
-		*p = f.v
-	}
-}
-
-func (f *fields) setUint32(p *uint32) {
-	if f.want(protowire.VarintType) {
-		*p = uint32(f.v)
-	}
-}
-
-func (f *fields) setInt64(p *int64) {
-	if f.want(protowire.VarintType) {
-		*p = int64(f.v)
-	}
-}
-
-func (f *fields) setInt32(p *int32) {
-	if f.want(protowire.VarintType) {
-		*p = int32(f.v)
+		*p = T(f.v)
 	}
 }
 
@@ -424,7 +404,7 @@ func decodeForwardRequest(e []byte) (*clusterpb.ForwardRequest, error) {
 	for f.next() {
 		switch f.num {
 		case 1:
-			f.setUint64(&r.Seq)
+			setVarint(&f, &r.Seq)
 		case 2:
 			f.setString(&r.Route)
 		case 3:
@@ -437,9 +417,9 @@ func decodeForwardRequest(e []byte) (*clusterpb.ForwardRequest, error) {
 				decodeSession(&f, r.Session)
 			}
 		case 6:
-			f.setUint32(&r.TimeoutMs)
+			setVarint(&f, &r.TimeoutMs)
 		case 7:
-			f.setUint64(&r.TargetEpoch)
+			setVarint(&f, &r.TargetEpoch)
 		default:
 			f.unhandled()
 		}
@@ -455,13 +435,13 @@ func decodeSession(f *fields, s *clusterpb.Session) {
 		case 1:
 			sub.setString(&s.FrontendId)
 		case 2:
-			sub.setInt64(&s.Id)
+			setVarint(&sub, &s.Id)
 		case 3:
 			sub.setString(&s.Uid)
 		case 6:
 			sub.setBytes(&s.Settings)
 		case 5:
-			sub.setUint64(&s.FrontendEpoch)
+			setVarint(&sub, &s.FrontendEpoch)
 		default:
 			sub.unhandled()
 		}
@@ -475,7 +455,7 @@ func decodeError(f *fields, e *clusterpb.Error) {
 	for sub.next() {
 		switch sub.num {
 		case 1:
-			sub.setInt32(&e.Code)
+			setVarint(&sub, &e.Code)
 		case 2:
 			sub.setString(&e.Msg)
 		default:
@@ -497,7 +477,7 @@ func decodeForwardReply(e []byte) (*clusterpb.ForwardReply, error) {
 	for f.next() {
 		switch f.num {
 		case 1:
-			f.setUint64(&r.Seq)
+			setVarint(&f, &r.Seq)
 		case 2:
 			f.setBytes(&r.Body)
 		case 3:
@@ -547,7 +527,7 @@ func decodePushRequest(e []byte) (*clusterpb.PushRequest, error) {
 	for f.next() {
 		switch f.num {
 		case 1:
-			f.setUint64(&r.Seq)
+			setVarint(&f, &r.Seq)
 		case 2:
 			f.setString(&r.Route)
 		case 3:
@@ -561,7 +541,7 @@ func decodePushRequest(e []byte) (*clusterpb.PushRequest, error) {
 		case 7:
 			f.setBool(&r.WantReply)
 		case 8:
-			f.setUint64(&r.Epoch)
+			setVarint(&f, &r.Epoch)
 		default:
 			f.unhandled()
 		}
@@ -581,7 +561,7 @@ func decodePushReply(e []byte) (*clusterpb.PushReply, error) {
 	for f.next() {
 		switch f.num {
 		case 1:
-			f.setUint64(&r.Seq)
+			setVarint(&f, &r.Seq)
 		case 2:
 			r.MissingSessionIds = f.int64s(r.MissingSessionIds)
 		case 3:
@@ -592,9 +572,9 @@ func decodePushReply(e []byte) (*clusterpb.PushReply, error) {
 				decodeError(&f, r.Error)
 			}
 		case 5:
-			f.setUint64(&r.Acked)
+			setVarint(&f, &r.Acked)
 		case 6:
-			f.setUint64(&r.Epoch)
+			setVarint(&f, &r.Epoch)
 		default:
 			f.unhandled()
 		}
@@ -604,145 +584,127 @@ func decodePushReply(e []byte) (*clusterpb.PushReply, error) {
 
 // Sizes and encoders. Every field number here is below 16, so each tag is
 // one byte. Fields are written in field-number order, zero values left out
-// (proto3).
+// (proto3): each size and append helper below gives nothing for a zero
+// value.
 
-func sizeVarintField(v uint64) int { return 1 + protowire.SizeVarint(v) }
+func sizeUint(v uint64) int {
+	if v == 0 {
+		return 0
+	}
+	return 1 + protowire.SizeVarint(v)
+}
 
+func sizeBool(v bool) int {
+	if v {
+		return 2
+	}
+	return 0
+}
+
+func sizeStr(s string) int {
+	if s == "" {
+		return 0
+	}
+	return sizeBytesField(len(s))
+}
+
+func sizeBin(v []byte) int {
+	if len(v) == 0 {
+		return 0
+	}
+	return sizeBytesField(len(v))
+}
+
+// sizeBytesField is the size of a length-delimited field of n bytes.
 func sizeBytesField(n int) int { return 1 + protowire.SizeVarint(uint64(n)) + n }
 
-func appendVarintField(b []byte, num protowire.Number, v uint64) []byte {
+func appendUint(b []byte, num protowire.Number, v uint64) []byte {
+	if v == 0 {
+		return b
+	}
 	return protowire.AppendVarint(protowire.AppendTag(b, num, protowire.VarintType), v)
 }
 
+func appendBool(b []byte, num protowire.Number, v bool) []byte {
+	if !v {
+		return b
+	}
+	return protowire.AppendVarint(protowire.AppendTag(b, num, protowire.VarintType), 1)
+}
+
+func appendStr(b []byte, num protowire.Number, s string) []byte {
+	if s == "" {
+		return b
+	}
+	return appendStringField(b, num, s)
+}
+
+func appendBin(b []byte, num protowire.Number, v []byte) []byte {
+	if len(v) == 0 {
+		return b
+	}
+	return protowire.AppendBytes(protowire.AppendTag(b, num, protowire.BytesType), v)
+}
+
+// appendStringField appends a string field, empty or not (a map entry's
+// key and value are written either way).
 func appendStringField(b []byte, num protowire.Number, s string) []byte {
 	return protowire.AppendString(protowire.AppendTag(b, num, protowire.BytesType), s)
 }
 
-func appendBytesField(b []byte, num protowire.Number, v []byte) []byte {
-	return protowire.AppendBytes(protowire.AppendTag(b, num, protowire.BytesType), v)
+// appendNested appends a nested message of the given size, written by app.
+func appendNested[T any](b []byte, num protowire.Number, m *T, size func(*T) int, app func([]byte, *T) []byte) []byte {
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(size(m)))
+	return app(b, m)
 }
 
 func sizeSession(s *clusterpb.Session) int {
-	n := 0
-	if s.FrontendId != "" {
-		n += sizeBytesField(len(s.FrontendId))
-	}
-	if s.Id != 0 {
-		n += sizeVarintField(uint64(s.Id))
-	}
-	if s.Uid != "" {
-		n += sizeBytesField(len(s.Uid))
-	}
-	if s.FrontendEpoch != 0 {
-		n += sizeVarintField(s.FrontendEpoch)
-	}
-	if len(s.Settings) > 0 {
-		n += sizeBytesField(len(s.Settings))
-	}
-	return n
+	return sizeStr(s.FrontendId) + sizeUint(uint64(s.Id)) + sizeStr(s.Uid) + sizeUint(s.FrontendEpoch) + sizeBin(s.Settings)
 }
 
 func appendSession(b []byte, s *clusterpb.Session) []byte {
-	if s.FrontendId != "" {
-		b = appendStringField(b, 1, s.FrontendId)
-	}
-	if s.Id != 0 {
-		b = appendVarintField(b, 2, uint64(s.Id))
-	}
-	if s.Uid != "" {
-		b = appendStringField(b, 3, s.Uid)
-	}
-	if s.FrontendEpoch != 0 {
-		b = appendVarintField(b, 5, s.FrontendEpoch)
-	}
-	if len(s.Settings) > 0 {
-		b = appendBytesField(b, 6, s.Settings)
-	}
-	return b
+	b = appendStr(b, 1, s.FrontendId)
+	b = appendUint(b, 2, uint64(s.Id))
+	b = appendStr(b, 3, s.Uid)
+	b = appendUint(b, 5, s.FrontendEpoch)
+	return appendBin(b, 6, s.Settings)
 }
 
+// Negative int32s take ten bytes, sign-extended, as in protobuf.
+
 func sizeError(e *clusterpb.Error) int {
-	n := 0
-	if e.Code != 0 {
-		n += sizeVarintField(uint64(int64(e.Code))) // negative int32s take ten bytes, as in protobuf
-	}
-	if e.Msg != "" {
-		n += sizeBytesField(len(e.Msg))
-	}
-	return n
+	return sizeUint(uint64(int64(e.Code))) + sizeStr(e.Msg)
 }
 
 func appendError(b []byte, e *clusterpb.Error) []byte {
-	if e.Code != 0 {
-		b = appendVarintField(b, 1, uint64(int64(e.Code)))
-	}
-	if e.Msg != "" {
-		b = appendStringField(b, 2, e.Msg)
-	}
-	return b
+	b = appendUint(b, 1, uint64(int64(e.Code)))
+	return appendStr(b, 2, e.Msg)
 }
 
 func sizeForwardRequest(r *clusterpb.ForwardRequest) int {
-	n := 0
-	if r.Seq != 0 {
-		n += sizeVarintField(r.Seq)
-	}
-	if r.Route != "" {
-		n += sizeBytesField(len(r.Route))
-	}
-	if len(r.Body) > 0 {
-		n += sizeBytesField(len(r.Body))
-	}
-	if r.Notify {
-		n += 2
-	}
+	n := sizeUint(r.Seq) + sizeStr(r.Route) + sizeBin(r.Body) + sizeBool(r.Notify) +
+		sizeUint(uint64(r.TimeoutMs)) + sizeUint(r.TargetEpoch)
 	if r.Session != nil {
 		n += sizeBytesField(sizeSession(r.Session))
-	}
-	if r.TimeoutMs != 0 {
-		n += sizeVarintField(uint64(r.TimeoutMs))
-	}
-	if r.TargetEpoch != 0 {
-		n += sizeVarintField(r.TargetEpoch)
 	}
 	return n
 }
 
 func appendForwardRequest(b []byte, r *clusterpb.ForwardRequest) []byte {
-	if r.Seq != 0 {
-		b = appendVarintField(b, 1, r.Seq)
-	}
-	if r.Route != "" {
-		b = appendStringField(b, 2, r.Route)
-	}
-	if len(r.Body) > 0 {
-		b = appendBytesField(b, 3, r.Body)
-	}
-	if r.Notify {
-		b = appendVarintField(b, 4, 1)
-	}
+	b = appendUint(b, 1, r.Seq)
+	b = appendStr(b, 2, r.Route)
+	b = appendBin(b, 3, r.Body)
+	b = appendBool(b, 4, r.Notify)
 	if r.Session != nil {
-		b = protowire.AppendTag(b, 5, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(sizeSession(r.Session)))
-		b = appendSession(b, r.Session)
+		b = appendNested(b, 5, r.Session, sizeSession, appendSession)
 	}
-	if r.TimeoutMs != 0 {
-		b = appendVarintField(b, 6, uint64(r.TimeoutMs))
-	}
-	if r.TargetEpoch != 0 {
-		b = appendVarintField(b, 7, r.TargetEpoch)
-	}
-	return b
+	b = appendUint(b, 6, uint64(r.TimeoutMs))
+	return appendUint(b, 7, r.TargetEpoch)
 }
 
 func sizeForwardReply(r *clusterpb.ForwardReply) int {
-	n := 0
-	if r.Seq != 0 {
-		n += sizeVarintField(r.Seq)
-	}
-	if len(r.Body) > 0 {
-		n += sizeBytesField(len(r.Body))
-	}
+	n := sizeUint(r.Seq) + sizeBin(r.Body)
 	if r.Error != nil {
 		n += sizeBytesField(sizeError(r.Error))
 	}
@@ -758,16 +720,10 @@ func sizeStringEntry(k, v string) int {
 }
 
 func appendForwardReply(b []byte, r *clusterpb.ForwardReply) []byte {
-	if r.Seq != 0 {
-		b = appendVarintField(b, 1, r.Seq)
-	}
-	if len(r.Body) > 0 {
-		b = appendBytesField(b, 2, r.Body)
-	}
+	b = appendUint(b, 1, r.Seq)
+	b = appendBin(b, 2, r.Body)
 	if r.Error != nil {
-		b = protowire.AppendTag(b, 3, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(sizeError(r.Error)))
-		b = appendError(b, r.Error)
+		b = appendNested(b, 3, r.Error, sizeError, appendError)
 	}
 	for k, v := range r.Settings {
 		b = protowire.AppendTag(b, 4, protowire.BytesType)
@@ -778,6 +734,13 @@ func appendForwardReply(b []byte, r *clusterpb.ForwardReply) []byte {
 	return b
 }
 
+func sizeInt64s(s []int64) int {
+	if len(s) == 0 {
+		return 0
+	}
+	return sizeBytesField(sizePackedInt64s(s))
+}
+
 func sizePackedInt64s(s []int64) int {
 	n := 0
 	for _, v := range s {
@@ -786,7 +749,11 @@ func sizePackedInt64s(s []int64) int {
 	return n
 }
 
-func appendPackedInt64s(b []byte, num protowire.Number, s []int64) []byte {
+// appendInt64s appends s packed (proto3's default for repeated scalars).
+func appendInt64s(b []byte, num protowire.Number, s []int64) []byte {
+	if len(s) == 0 {
+		return b
+	}
 	b = protowire.AppendTag(b, num, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(sizePackedInt64s(s)))
 	for _, v := range s {
@@ -795,106 +762,52 @@ func appendPackedInt64s(b []byte, num protowire.Number, s []int64) []byte {
 	return b
 }
 
-func sizePushRequest(r *clusterpb.PushRequest) int {
+func sizeStrs(s []string) int {
 	n := 0
-	if r.Seq != 0 {
-		n += sizeVarintField(r.Seq)
-	}
-	if r.Route != "" {
-		n += sizeBytesField(len(r.Route))
-	}
-	if len(r.Body) > 0 {
-		n += sizeBytesField(len(r.Body))
-	}
-	if len(r.SessionIds) > 0 {
-		n += sizeBytesField(sizePackedInt64s(r.SessionIds))
-	}
-	for _, u := range r.Uids {
+	for _, u := range s {
 		n += sizeBytesField(len(u))
-	}
-	if r.Broadcast {
-		n += 2
-	}
-	if r.WantReply {
-		n += 2
-	}
-	if r.Epoch != 0 {
-		n += sizeVarintField(r.Epoch)
 	}
 	return n
 }
 
-func appendPushRequest(b []byte, r *clusterpb.PushRequest) []byte {
-	if r.Seq != 0 {
-		b = appendVarintField(b, 1, r.Seq)
-	}
-	if r.Route != "" {
-		b = appendStringField(b, 2, r.Route)
-	}
-	if len(r.Body) > 0 {
-		b = appendBytesField(b, 3, r.Body)
-	}
-	if len(r.SessionIds) > 0 {
-		b = appendPackedInt64s(b, 4, r.SessionIds)
-	}
-	for _, u := range r.Uids {
-		b = appendStringField(b, 5, u)
-	}
-	if r.Broadcast {
-		b = appendVarintField(b, 6, 1)
-	}
-	if r.WantReply {
-		b = appendVarintField(b, 7, 1)
-	}
-	if r.Epoch != 0 {
-		b = appendVarintField(b, 8, r.Epoch)
+func appendStrs(b []byte, num protowire.Number, s []string) []byte {
+	for _, u := range s {
+		b = appendStringField(b, num, u)
 	}
 	return b
 }
 
+func sizePushRequest(r *clusterpb.PushRequest) int {
+	return sizeUint(r.Seq) + sizeStr(r.Route) + sizeBin(r.Body) + sizeInt64s(r.SessionIds) + sizeStrs(r.Uids) +
+		sizeBool(r.Broadcast) + sizeBool(r.WantReply) + sizeUint(r.Epoch)
+}
+
+func appendPushRequest(b []byte, r *clusterpb.PushRequest) []byte {
+	b = appendUint(b, 1, r.Seq)
+	b = appendStr(b, 2, r.Route)
+	b = appendBin(b, 3, r.Body)
+	b = appendInt64s(b, 4, r.SessionIds)
+	b = appendStrs(b, 5, r.Uids)
+	b = appendBool(b, 6, r.Broadcast)
+	b = appendBool(b, 7, r.WantReply)
+	return appendUint(b, 8, r.Epoch)
+}
+
 func sizePushReply(r *clusterpb.PushReply) int {
-	n := 0
-	if r.Seq != 0 {
-		n += sizeVarintField(r.Seq)
-	}
-	if len(r.MissingSessionIds) > 0 {
-		n += sizeBytesField(sizePackedInt64s(r.MissingSessionIds))
-	}
-	for _, u := range r.MissingUids {
-		n += sizeBytesField(len(u))
-	}
+	n := sizeUint(r.Seq) + sizeInt64s(r.MissingSessionIds) + sizeStrs(r.MissingUids) + sizeUint(r.Acked) + sizeUint(r.Epoch)
 	if r.Error != nil {
 		n += sizeBytesField(sizeError(r.Error))
-	}
-	if r.Acked != 0 {
-		n += sizeVarintField(r.Acked)
-	}
-	if r.Epoch != 0 {
-		n += sizeVarintField(r.Epoch)
 	}
 	return n
 }
 
 func appendPushReply(b []byte, r *clusterpb.PushReply) []byte {
-	if r.Seq != 0 {
-		b = appendVarintField(b, 1, r.Seq)
-	}
-	if len(r.MissingSessionIds) > 0 {
-		b = appendPackedInt64s(b, 2, r.MissingSessionIds)
-	}
-	for _, u := range r.MissingUids {
-		b = appendStringField(b, 3, u)
-	}
+	b = appendUint(b, 1, r.Seq)
+	b = appendInt64s(b, 2, r.MissingSessionIds)
+	b = appendStrs(b, 3, r.MissingUids)
 	if r.Error != nil {
-		b = protowire.AppendTag(b, 4, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(sizeError(r.Error)))
-		b = appendError(b, r.Error)
+		b = appendNested(b, 4, r.Error, sizeError, appendError)
 	}
-	if r.Acked != 0 {
-		b = appendVarintField(b, 5, r.Acked)
-	}
-	if r.Epoch != 0 {
-		b = appendVarintField(b, 6, r.Epoch)
-	}
-	return b
+	b = appendUint(b, 5, r.Acked)
+	return appendUint(b, 6, r.Epoch)
 }

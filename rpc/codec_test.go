@@ -245,7 +245,7 @@ func TestCodecDecodesUnpackedIDs(t *testing.T) {
 	var e []byte
 	e = protowire.AppendTag(e, 4, protowire.VarintType)
 	e = protowire.AppendVarint(e, 7)
-	e = appendPackedInt64s(e, 4, []int64{-1, 300})
+	e = appendInt64s(e, 4, []int64{-1, 300})
 	e = protowire.AppendTag(e, 4, protowire.VarintType)
 	e = protowire.AppendVarint(e, 9)
 	b := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), e)
@@ -280,11 +280,11 @@ func TestCodecLeavesTheUnusualToProtobuf(t *testing.T) {
 		m       proto.Message
 		wantErr bool
 	}{
-		{"unknown field", elem(str(2, "r"), appendVarintField(nil, 15, 42)), &clusterpb.ForwardBatch{}, false},
+		{"unknown field", elem(str(2, "r"), appendUint(nil, 15, 42)), &clusterpb.ForwardBatch{}, false},
 		{"unknown field in a session", elem(protowire.AppendBytes(protowire.AppendTag(nil, 5, protowire.BytesType), str(9, "x"))), &clusterpb.ForwardBatch{}, false},
-		{"unknown batch field", appendVarintField(nil, 2, 1), &clusterpb.PushBatch{}, false},
+		{"unknown batch field", appendUint(nil, 2, 1), &clusterpb.PushBatch{}, false},
 		{"session merged", elem(session(&clusterpb.Session{Uid: "a"}), session(&clusterpb.Session{Id: 3})), &clusterpb.ForwardBatch{}, false},
-		{"wrong wire type (protobuf-go keeps it as unknown)", elem(appendVarintField(nil, 2, 1)), &clusterpb.ForwardBatch{}, false},
+		{"wrong wire type (protobuf-go keeps it as unknown)", elem(appendUint(nil, 2, 1)), &clusterpb.ForwardBatch{}, false},
 		{"invalid UTF-8", elem(str(2, "\xff\xfe")), &clusterpb.PushBatch{}, true},
 		{"invalid UTF-8 in a map key", elem(protowire.AppendBytes(protowire.AppendTag(nil, 4, protowire.BytesType), str(1, "\xff"))), &clusterpb.ForwardReplyBatch{}, true},
 		{"truncated", elem(str(2, "route"))[:5], &clusterpb.ForwardBatch{}, true},
