@@ -22,13 +22,15 @@ import (
 // other builds read what it writes and it reads what they write.
 //
 // Why: protobuf-go's reflective codec was 21 % of a chat server's CPU and
-// 5 % of a connector's on the chat benchmark (its allocations, one per
-// message, string and byte field, about 12 per forwarded request, were
-// most of the chat server's malloc time). Decoding here allocates two
-// blocks per batch element: the element's structs (its nested Session or
-// Error included) and one copy of the element's bytes, which its string and
-// byte fields share (strings alias the copy, which nothing writes). An
-// element retained by its user keeps only its own bytes alive, as before.
+// 5 % of a connector's on the chat benchmark, and its allocations (one per
+// message, string and byte field: about 8 per forward decoded) a third of
+// a chat server's. The whole-system effect was within the benchmark's
+// noise (docs/performance-round2.md); the allocations are not. Decoding
+// here allocates two blocks per batch element: the element's structs (its
+// nested Session or Error included) and one copy of the element's bytes,
+// which its string and byte fields share (strings alias the copy, which
+// nothing writes). An element retained by its user keeps only its own
+// bytes alive, as before.
 //
 // Anything this decoder does not know (a field added to cluster.proto by a
 // newer peer, a wire type it does not expect, a nested message repeated for
