@@ -2,7 +2,6 @@ package rpc
 
 import (
 	"errors"
-	"slices"
 	"unicode/utf8"
 	"unsafe"
 
@@ -51,25 +50,17 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	size := -1
 	switch m := v.(type) {
 	case *clusterpb.ForwardBatch:
-		if !slices.Contains(m.Requests, nil) {
-			size = sizeElements(m.Requests, sizeForwardRequest)
-		}
+		size = sizeElements(m.Requests, sizeForwardRequest)
 	case *clusterpb.ForwardReplyBatch:
-		if !slices.Contains(m.Replies, nil) {
-			size = sizeElements(m.Replies, sizeForwardReply)
-		}
+		size = sizeElements(m.Replies, sizeForwardReply)
 	case *clusterpb.PushBatch:
-		if !slices.Contains(m.Requests, nil) {
-			size = sizeElements(m.Requests, sizePushRequest)
-		}
+		size = sizeElements(m.Requests, sizePushRequest)
 	case *clusterpb.PushReplyBatch:
-		if !slices.Contains(m.Replies, nil) {
-			size = sizeElements(m.Replies, sizePushReply)
-		}
+		size = sizeElements(m.Replies, sizePushReply)
 	}
 	if size < 0 {
-		// Not a batch, or one with a nil element (the sizes here would
-		// panic on it; protobuf-go writes it as an empty message).
+		// Not a batch, or one with a nil element, which protobuf-go
+		// writes as an empty message.
 		return c.fallback.Marshal(v)
 	}
 	// As gRPC's codec: small messages in a plain slice, larger ones in a
@@ -97,10 +88,14 @@ func appendBatch(b []byte, v any) []byte {
 	return b
 }
 
-// sizeElements is the size of a batch's elements (its field 1).
+// sizeElements is the size of a batch's elements (its field 1), or -1 if
+// one is nil.
 func sizeElements[T any](s []*T, size func(*T) int) int {
 	n := 0
 	for _, e := range s {
+		if e == nil {
+			return -1
+		}
 		n += sizeBytesField(size(e))
 	}
 	return n
@@ -215,8 +210,8 @@ type fields struct {
 	num  protowire.Number
 	typ  protowire.Type
 	err  error
-	vlen int // for a length-delimited field: where its value starts, and its length
-	vbeg int
+	vbeg int // for a length-delimited field: where its value starts, and its length
+	vlen int
 	v    uint64 // for a varint field
 }
 
