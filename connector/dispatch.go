@@ -59,13 +59,9 @@ func (s *Session) queue(in inbound, bounded bool) {
 func (s *Session) startDrainLocked() {
 	start := !s.running
 	s.running = true
-	if s.drainFn == nil {
-		s.drainFn = s.drain
-	}
-	drain := s.drainFn
 	s.qmu.Unlock()
 	if start {
-		s.srv.pool.Go(drain)
+		s.srv.pool.Go(s.drainFn)
 	}
 }
 
@@ -198,9 +194,8 @@ func (s *Session) asyncDone(ctx *deadline.Context, in inbound, gen uint32, resp 
 		s.qmu.Unlock()
 		return
 	}
-	drain := s.drainFn // set by the startDrainLocked that started this queue's worker
 	s.qmu.Unlock()
-	s.srv.pool.Go(drain) // running stays set: the new worker owns the queue
+	s.srv.pool.Go(s.drainFn) // running stays set: the new worker owns the queue
 }
 
 // answer responds to a request with what its handler returned, or logs a

@@ -77,7 +77,7 @@ type Session struct {
 	rateNotified int64
 
 	qmu     sync.Mutex // dispatch queue
-	drainFn func()     // drain, made once: a method value per dispatch would allocate
+	drainFn func()     // drain, made once: a method value per dispatch would allocate; set by newSession
 	inq     []inbound
 	inHead  int
 	inWait  chan struct{}
@@ -106,6 +106,7 @@ type Session struct {
 
 func newSession(srv *Server, id int64, nc net.Conn) *Session {
 	s := &Session{id: id, srv: srv, nc: nc}
+	s.drainFn = s.drain
 	s.dec.MaxBody = srv.cfg.MaxPackageSize
 	if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
