@@ -58,15 +58,15 @@ e2e: deps
 	$(GO) test -race -count=1 -timeout 20m ./e2e/...
 
 fuzz:
-	$(call fuzz1,FuzzDecoder,./protocol,800000x)
-	$(call fuzz1,FuzzDecodeMessage,./protocol,800000x)
-	$(call fuzz1,FuzzParse,./config,35000x)
-	$(call fuzz1,FuzzDecode,./pomelopb,100000x)
+	$(call fuzz1,FuzzDecoder,./protocol,600000x)
+	$(call fuzz1,FuzzDecodeMessage,./protocol,600000x)
+	$(call fuzz1,FuzzParse,./config,130000x)
+	$(call fuzz1,FuzzDecode,./pomelopb,450000x)
 	$(call fuzz1,FuzzEncode,./pomelopb,700000x)
 	$(call fuzz1,FuzzPacked,./internal/packedmap,1000000x)
 	$(call fuzz1,FuzzSameAsEncodingJSON,./internal/flatjson,600000x)
 	$(call fuzz1,FuzzSameAsMarshal,./internal/flatjson,600000x)
-	$(call fuzz1,FuzzCodecUnmarshal,./rpc,35000x)
+	$(call fuzz1,FuzzCodecUnmarshal,./rpc,150000x)
 
 proto:
 	tools/protogen/gen.sh
