@@ -25,7 +25,9 @@ import (
 // default) sessions on one connection; the launcher keeps below that: one
 // for the host's watcher, a few for Logs (which may follow a file for
 // hours and must not starve starts and stops), the rest for short
-// commands, of which at most sshStartSessions start servers.
+// commands, of which at most sshStartSessions start servers. sshd frees a
+// session a moment after its command ends, so a slot reused at once can
+// be refused: newSession asks again.
 const (
 	sshOpSessions  = 5
 	sshLogSessions = 2
@@ -482,7 +484,7 @@ func (h *sshHost) session(ctx context.Context, cmd string, stdin io.Reader, stdo
 	if err != nil {
 		return err
 	}
-	sess, err := c.c.NewSession()
+	sess, err := h.newSession(ctx, c)
 	if err != nil {
 		return h.sessionErr(c, err)
 	}
@@ -520,6 +522,46 @@ func (h *sshHost) session(ctx context.Context, cmd string, stdin io.Reader, stdo
 		return fmt.Errorf("remote command exited with status %d: %s", ee.ExitStatus(), msg)
 	}
 	return h.sessionErr(c, err)
+}
+
+// How long a session refused by sshd is asked for again. sshd frees a
+// session only after its channel's close has been processed and its child
+// reaped, a moment after the client sees the command end and frees the
+// slot: a new session on that slot can arrive first and be refused ("open
+// failed", as for MaxSessions reached). A host whose MaxSessions is below
+// the launcher's slots is waited on the same way.
+const (
+	sshOpenRetryMin = 2 * time.Millisecond
+	sshOpenRetryMax = 100 * time.Millisecond
+	sshOpenPatience = 5 * time.Second
+)
+
+// newSession opens a session on c, asking again while sshd refuses it for
+// want of a free session (see sshOpenPatience), within ctx.
+func (h *sshHost) newSession(ctx context.Context, c *sshConn) (*ssh.Session, error) {
+	wait, start := sshOpenRetryMin, time.Now()
+	for {
+		sess, err := c.c.NewSession()
+		var oe *ssh.OpenChannelError
+		if err == nil || !errors.As(err, &oe) || (oe.Reason != ssh.ConnectionFailed && oe.Reason != ssh.ResourceShortage) {
+			return sess, err
+		}
+		if time.Since(start) >= sshOpenPatience {
+			return nil, fmt.Errorf("%w (for %s; is the host's sshd MaxSessions below %d?)",
+				err, sshOpenPatience, 1+sshLogSessions+sshOpSessions)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("%w (then %w)", err, ctx.Err())
+		case <-c.done:
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+		wait = min(2*wait, sshOpenRetryMax)
+	}
 }
 
 // sessionErr is a session's failure other than its command's: the

@@ -58,7 +58,7 @@ type testHosts struct {
 func startHosts(t testing.TB, first, n int, before func(dir string)) *testHosts {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Fatal("the SSH launcher tests need root: they start sshd on 127.0.0.21-33:2222 and log in as root")
+		t.Fatal("the SSH launcher tests need root: they start sshd on 127.0.0.21-34:2222 and log in as root")
 	}
 	if _, err := os.Stat("/usr/sbin/sshd"); err != nil {
 		t.Fatalf("the SSH launcher tests need OpenSSH's sshd (apt-get install openssh-server): %v", err)

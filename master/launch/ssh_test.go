@@ -666,6 +666,63 @@ func TestSSHOneConnection(t *testing.T) {
 	}
 }
 
+// sshd frees a session a moment after its channel closes, so a slot the
+// launcher has just released may still be taken on the host. With as many
+// slots as sshd's MaxSessions, every short command must still succeed.
+func TestSSHRidesOutSessionsSSHDFreesLate(t *testing.T) {
+	t.Parallel()
+	const host = "127.0.0.34"
+	slots := 1 + sshLogSessions + sshOpSessions // watcher, followers, short commands
+	th := startHosts(t, 34, 1, func(dir string) {
+		conf := filepath.Join(dir, "sshd_config")
+		b, err := os.ReadFile(conf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(conf, []byte(strings.ReplaceAll(string(b), "MaxSessions 64\n", fmt.Sprintf("MaxSessions %d\n", slots))), 0o644)
+	})
+	l := newTestSSH(t, th.config(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	h, err := l.Start(ctx, sleeperSpec(t, host, "late-1")) // the watcher holds a session
+	if err != nil {
+		t.Fatal(err)
+	}
+	logf := filepath.Join(t.TempDir(), "x.log")
+	os.WriteFile(logf, []byte("x\n"), 0o644)
+	fctx, fcancel := context.WithCancel(ctx)
+	var followers sync.WaitGroup
+	for range sshLogSessions {
+		followers.Go(func() {
+			if err := l.Logs(fctx, host, logf, 1, true, io.Discard); err != nil {
+				t.Errorf("Logs -f: %v", err)
+			}
+		})
+	}
+	defer func() {
+		fcancel()
+		followers.Wait()
+	}()
+
+	const n = 60 // short commands, each a session, more at once than there are slots
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = l.Recover(ctx, h) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if c := strings.Count(th.sshdLog(t, host), "Accepted publickey"); c != 1 {
+		t.Errorf("%d logins, want 1", c)
+	}
+	if err := l.Kill(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestSSHInstallAndLogs(t *testing.T) {
 	t.Parallel()
 	const host = "127.0.0.27"

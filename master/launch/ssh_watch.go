@@ -159,7 +159,7 @@ func (h *sshHost) endWatch() {
 // every sshWatchTick once the last one was answered.
 func (h *sshHost) watchSession(c *sshConn) error {
 	s := h.s
-	sess, err := c.c.NewSession()
+	sess, err := h.newSession(s.ctx, c)
 	if err != nil {
 		return h.sessionErr(c, err)
 	}
