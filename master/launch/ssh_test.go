@@ -598,34 +598,11 @@ func TestSSHOneConnection(t *testing.T) {
 	t.Parallel()
 	const host = "127.0.0.28"
 	// sshd's default MaxSessions (10), which the launcher must respect.
-	th := startHosts(t, 28, 1, func(dir string) {
-		conf := filepath.Join(dir, "sshd_config")
-		b, err := os.ReadFile(conf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(conf, []byte(strings.ReplaceAll(string(b), "MaxSessions 64\n", "")), 0o644)
-	})
+	th := startHosts(t, 28, 1, maxSessions(t, ""))
 	l := newTestSSH(t, th.config(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-
-	// Followers hold sessions for as long as they follow.
-	logf := filepath.Join(t.TempDir(), "x.log")
-	os.WriteFile(logf, []byte("x\n"), 0o644)
-	fctx, fcancel := context.WithCancel(ctx)
-	var followers sync.WaitGroup
-	for range 3 {
-		followers.Go(func() {
-			if err := l.Logs(fctx, host, logf, 1, true, io.Discard); err != nil {
-				t.Errorf("Logs -f: %v", err)
-			}
-		})
-	}
-	defer func() {
-		fcancel()
-		followers.Wait()
-	}()
+	defer follow(t, ctx, l, host, 3)()
 
 	const n = 12 // more than the session slots
 	handles := make([]Handle, n)
@@ -673,14 +650,7 @@ func TestSSHRidesOutSessionsSSHDFreesLate(t *testing.T) {
 	t.Parallel()
 	const host = "127.0.0.34"
 	slots := 1 + sshLogSessions + sshOpSessions // watcher, followers, short commands
-	th := startHosts(t, 34, 1, func(dir string) {
-		conf := filepath.Join(dir, "sshd_config")
-		b, err := os.ReadFile(conf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(conf, []byte(strings.ReplaceAll(string(b), "MaxSessions 64\n", fmt.Sprintf("MaxSessions %d\n", slots))), 0o644)
-	})
+	th := startHosts(t, 34, 1, maxSessions(t, fmt.Sprintf("MaxSessions %d\n", slots)))
 	l := newTestSSH(t, th.config(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -689,21 +659,7 @@ func TestSSHRidesOutSessionsSSHDFreesLate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logf := filepath.Join(t.TempDir(), "x.log")
-	os.WriteFile(logf, []byte("x\n"), 0o644)
-	fctx, fcancel := context.WithCancel(ctx)
-	var followers sync.WaitGroup
-	for range sshLogSessions {
-		followers.Go(func() {
-			if err := l.Logs(fctx, host, logf, 1, true, io.Discard); err != nil {
-				t.Errorf("Logs -f: %v", err)
-			}
-		})
-	}
-	defer func() {
-		fcancel()
-		followers.Wait()
-	}()
+	defer follow(t, ctx, l, host, sshLogSessions)()
 
 	const n = 60 // short commands, each a session, more at once than there are slots
 	errs := make([]error, n)
@@ -720,6 +676,43 @@ func TestSSHRidesOutSessionsSSHDFreesLate(t *testing.T) {
 	}
 	if err := l.Kill(ctx, h); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// maxSessions is a startHosts hook that puts line (a MaxSessions line, or
+// "" for sshd's default) in place of the test hosts' MaxSessions 64.
+func maxSessions(t *testing.T, line string) func(dir string) {
+	return func(dir string) {
+		conf := filepath.Join(dir, "sshd_config")
+		b, err := os.ReadFile(conf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(conf, []byte(strings.ReplaceAll(string(b), "MaxSessions 64\n", line)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// follow starts n followers of a log file on host (Logs -f: each holds a
+// session for as long as it follows); the func returned stops them.
+func follow(t *testing.T, ctx context.Context, l *SSH, host string, n int) (stop func()) {
+	logf := filepath.Join(t.TempDir(), "x.log")
+	if err := os.WriteFile(logf, []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fctx, fcancel := context.WithCancel(ctx)
+	var followers sync.WaitGroup
+	for range n {
+		followers.Go(func() {
+			if err := l.Logs(fctx, host, logf, 1, true, io.Discard); err != nil {
+				t.Errorf("Logs -f: %v", err)
+			}
+		})
+	}
+	return func() {
+		fcancel()
+		followers.Wait()
 	}
 }
 
