@@ -20,6 +20,11 @@ func TestWaitWaitsForEveryGoroutine(t *testing.T) {
 	}
 	waited := make(chan struct{})
 	go func() { g.Wait(); close(waited) }()
+	for deadline := time.Now().Add(5 * time.Second); !g.Closed(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("Wait did not close the group")
+		}
+	}
 	select {
 	case <-waited:
 		t.Fatal("Wait returned while goroutines ran")
