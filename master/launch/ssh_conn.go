@@ -486,6 +486,9 @@ func (h *sshHost) session(ctx context.Context, cmd string, stdin io.Reader, stdo
 	}
 	sess, err := h.newSession(ctx, c)
 	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		return h.sessionErr(c, err)
 	}
 	defer sess.Close()
@@ -537,7 +540,8 @@ const (
 )
 
 // newSession opens a session on c, asking again while sshd refuses it for
-// want of a free session (see sshOpenPatience), within ctx.
+// want of a free session (see sshOpenPatience); ctx's error if ctx ends
+// meanwhile.
 func (h *sshHost) newSession(ctx context.Context, c *sshConn) (*ssh.Session, error) {
 	wait, start := sshOpenRetryMin, time.Now()
 	for {
@@ -554,7 +558,7 @@ func (h *sshHost) newSession(ctx context.Context, c *sshConn) (*ssh.Session, err
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("%w (then %w)", err, ctx.Err())
+			return nil, ctx.Err()
 		case <-c.done:
 			t.Stop()
 			return nil, err
