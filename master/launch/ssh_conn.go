@@ -31,6 +31,7 @@ import (
 const (
 	sshOpSessions  = 5
 	sshLogSessions = 2
+	sshSessions    = 1 + sshLogSessions + sshOpSessions // with the watcher's
 )
 
 // Reconnect backoff after a failed dial: while it lasts, callers get the
@@ -552,7 +553,7 @@ func (h *sshHost) newSession(ctx context.Context, c *sshConn) (*ssh.Session, err
 		}
 		if time.Since(start) >= sshOpenPatience {
 			return nil, fmt.Errorf("%w (for %s; is the host's sshd MaxSessions below %d?)",
-				err, sshOpenPatience, 1+sshLogSessions+sshOpSessions)
+				err, sshOpenPatience, sshSessions)
 		}
 		t := time.NewTimer(wait)
 		select {

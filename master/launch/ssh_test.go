@@ -649,8 +649,7 @@ func TestSSHOneConnection(t *testing.T) {
 func TestSSHRidesOutSessionsSSHDFreesLate(t *testing.T) {
 	t.Parallel()
 	const host = "127.0.0.34"
-	slots := 1 + sshLogSessions + sshOpSessions // watcher, followers, short commands
-	th := startHosts(t, 34, 1, maxSessions(t, fmt.Sprintf("MaxSessions %d\n", slots)))
+	th := startHosts(t, 34, 1, maxSessions(t, fmt.Sprintf("MaxSessions %d\n", sshSessions)))
 	l := newTestSSH(t, th.config(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
