@@ -41,12 +41,21 @@ func startRig(t testing.TB, gates ...*testGate) *rig {
 		operator: "unix:" + filepath.Join(dir, "operator.sock"),
 	}
 	var b strings.Builder
+	// noreuseport: a port that another test's HAProxy took meanwhile
+	// (freePort can only say it was free) fails the start instead of
+	// silently sharing connections with it. Each connection is logged as
+	// soon as it has a server, into the output a failed test prints.
 	fmt.Fprintf(&b, `global
+    noreuseport
+    log stderr format raw local0 info
     stats socket %s mode 600 level admin
     stats socket %s level admin
     stats socket %s mode 600 level operator
 defaults
     mode tcp
+    log global
+    option tcplog
+    option logasap
     timeout connect 2s
     timeout client 30s
     timeout server 30s
